@@ -1,0 +1,90 @@
+package settings
+
+import "strings"
+
+// System is the procedure "System settings": the defaults every user and incoming account inherits.
+type System struct {
+	EmailMethod EmailMethod // E-mail method
+	// Server based, via Microsoft Exchange / via SMTP.
+	ServerAddress string // Server address
+	Port          int    // Port; 0 means the standard port
+	UseSSL        bool   // Use SSL
+	Username      string // User name
+	Password      Secret // Password
+	// Server based, via Microsoft Exchange Online.
+	ClientID            string   // Application (client) ID
+	TenantID            string   // Directory (tenant) ID
+	AuthFlow            AuthFlow // Authentication flow
+	ClientSecret        Secret   // Client secret: the secret's Value, never its Secret ID
+	ClientSecretExpires Date     // the expiry date Entra ID shows beside the secret
+}
+
+// User is a user's e-mail settings (procedure Users). A nil field inherits the system setting (or the
+// default); a set field overrides it.
+type User struct {
+	Name             string
+	EmailMethod      *EmailMethod // E-mail method
+	EmailAddress     *string      // E-mail address
+	ExchangeUsername *string      // User name (Exchange)
+	ExchangePassword *Secret      // Password (Exchange)
+	CopyToSelf       *CopyToSelf  // Send copy to own e-mail address
+	Signature        *string      // E-mail signature
+}
+
+// IsWebshop reports whether u is the reserved user WEBSHOP.
+func (u User) IsWebshop() bool { return IsWebshopUser(u.Name) }
+
+// IncomingAccount is one row of "Settings for incoming e-mail": a mailbox whose mail inkorg reads.
+// The Exchange Online values (client ID, tenant ID, flow, client secret) inherit the system settings
+// unless the account overrides them; the seeds make the admin copy them into every account, inkorg
+// makes that one place.
+type IncomingAccount struct {
+	ID               int64
+	Address          string       // E-mail
+	Type             IncomingType // Type
+	ExchangeUsername string       // User name (Exchange); not applicable under the client-secret flow
+	ExchangePassword Secret       // Password (Exchange); not applicable under the client-secret flow
+	AvailableTo      []string     // Available: users or roles that may use the account; empty = all users
+
+	ClientID            *string
+	TenantID            *string
+	AuthFlow            *AuthFlow
+	ClientSecret        *Secret
+	ClientSecretExpires *Date
+}
+
+// Webshop is Webshop – Administration's e-mail setting.
+type Webshop struct {
+	EmailMethod WebshopMethod
+}
+
+// Config is every procedure's settings at once: what validation looks across.
+type Config struct {
+	System   System
+	Users    []User
+	Accounts []IncomingAccount
+	Webshop  Webshop
+}
+
+// User returns the user with the given name (case-insensitive).
+func (c Config) User(name string) (User, bool) {
+	for _, u := range c.Users {
+		if strings.EqualFold(u.Name, name) {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Account returns the incoming account with the given address (case-insensitive).
+func (c Config) Account(address string) (IncomingAccount, bool) {
+	for _, a := range c.Accounts {
+		if strings.EqualFold(a.Address, address) {
+			return a, true
+		}
+	}
+	return IncomingAccount{}, false
+}
+
+// Ptr returns a pointer to v: a shorthand for setting an override.
+func Ptr[T any](v T) *T { return &v }
