@@ -1,0 +1,209 @@
+// Package sqlite is the embedded SQLite implementation of store.Store (modernc.org/sqlite, no cgo):
+// one database file in WAL mode with synchronous=FULL, so a committed transaction survives a crash or a
+// power cut; versioned migrations embedded in the binary and recorded in schema_migrations.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"inkorg/internal/secrets"
+	"inkorg/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configure Open.
+type Options struct {
+	Path   string           // the database file; created when missing
+	Key    store.KeyFunc    // gives the Sealer for the database's secrets
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+}
+
+// Store is the SQLite store.
+type Store struct {
+	db     *sql.DB
+	sealer *secrets.Sealer
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at opts.Path, applies pending migrations and loads the key.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("sqlite: no database path")
+	}
+	if opts.Key == nil {
+		return nil, errors.New("sqlite: no key function")
+	}
+	s := &Store{log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+opts.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", opts.Path, err)
+	}
+	s.db = db
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", opts.Path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", opts.Path, err)
+	}
+	if err := s.loadKey(ctx, opts.Key); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the handle for tests and maintenance commands in this module.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// migrate applies the embedded migrations not yet recorded, each in its own transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its version number", base)
+		}
+		if err := s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", base, err)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, v, base, s.stamp())
+			if err == nil {
+				s.log.Info("applied migration", "version", v, "name", base)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// loadKey asks for the Sealer, telling the key function which key the database already uses, and
+// records the key id in a database that has none.
+func (s *Store) loadKey(ctx context.Context, key store.KeyFunc) error {
+	var stored string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'key_id'`).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read key id: %w", err)
+	}
+	sealer, err := key(stored)
+	if err != nil {
+		return err
+	}
+	if stored != "" && stored != sealer.KeyID() {
+		return &store.WrongKeyError{StoredKeyID: stored, LoadedKeyID: sealer.KeyID()}
+	}
+	if stored == "" {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('key_id', ?)`, sealer.KeyID()); err != nil {
+			return fmt.Errorf("record key id: %w", err)
+		}
+	}
+	s.sealer = sealer
+	return nil
+}
+
+func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+
+// tx runs f in an immediate transaction and commits it, or rolls back when f fails.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) audit(ctx context.Context, tx *sql.Tx, actor, entity string, changes []store.Change) error {
+	at := s.stamp()
+	for _, c := range changes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, entity, field, old_value, new_value) VALUES (?, ?, ?, ?, ?, ?)`,
+			at, actor, entity, c.Field, c.Old, c.New); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		s.log.Info("settings changed", "actor", actor, "entity", entity, "field", c.Field, "old", c.Old, "new", c.New)
+	}
+	return nil
+}
+
+// Audit implements store.Store.
+func (s *Store) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, actor, entity, field, old_value, new_value FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditEntry
+	for rows.Next() {
+		var e store.AuditEntry
+		var at string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Entity, &e.Field, &e.Old, &e.New); err != nil {
+			return nil, err
+		}
+		e.At, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

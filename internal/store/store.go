@@ -1,0 +1,81 @@
+// Package store is inkorg's durable state behind one interface: the settings of every procedure, the
+// audit log of settings changes, and (as later parts land) messages, cursors and the outbox.
+//
+// Implementations live in subpackages (sqlite today; PostgreSQL follows with the same interface) and
+// must pass the conformance suite in storetest. Secrets are sealed by the implementation with the
+// Sealer it was opened with, so no plain-text secret reaches the database files.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"inkorg/internal/secrets"
+	"inkorg/internal/settings"
+)
+
+// ErrNotFound means the named user or account does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists means an incoming account with that address is already registered.
+var ErrExists = errors.New("already exists")
+
+// Store is inkorg's durable state. All methods are safe for concurrent use.
+type Store interface {
+	// Config reads every procedure's settings in one consistent snapshot.
+	Config(ctx context.Context) (settings.Config, error)
+
+	System(ctx context.Context) (settings.System, error)
+	PutSystem(ctx context.Context, s settings.System, actor string) error
+
+	// User returns ErrNotFound for a user without e-mail settings.
+	User(ctx context.Context, name string) (settings.User, error)
+	Users(ctx context.Context) ([]settings.User, error)
+	// PutUser creates or replaces a user's e-mail settings.
+	PutUser(ctx context.Context, u settings.User, actor string) error
+	DeleteUser(ctx context.Context, name, actor string) error
+
+	IncomingAccounts(ctx context.Context) ([]settings.IncomingAccount, error)
+	// IncomingAccount finds an account by address (case-insensitive); ErrNotFound when there is none.
+	IncomingAccount(ctx context.Context, address string) (settings.IncomingAccount, error)
+	// AddIncomingAccount registers a new account and returns it with its ID; ErrExists for a taken address.
+	AddIncomingAccount(ctx context.Context, a settings.IncomingAccount, actor string) (settings.IncomingAccount, error)
+	// PutIncomingAccount replaces the account with a.ID.
+	PutIncomingAccount(ctx context.Context, a settings.IncomingAccount, actor string) error
+	RemoveIncomingAccount(ctx context.Context, address, actor string) error
+
+	Webshop(ctx context.Context) (settings.Webshop, error)
+	PutWebshop(ctx context.Context, w settings.Webshop, actor string) error
+
+	// Audit returns the newest settings changes first, at most limit of them.
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+
+	Close() error
+}
+
+// AuditEntry is one changed field of one settings record. Secrets appear only as "set", "not set" or
+// "changed".
+type AuditEntry struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Entity string    `json:"entity"` // "system", "users[ANNA]", "incoming[m2m@…]", "webshop"
+	Field  string    `json:"field"`
+	Old    string    `json:"old"`
+	New    string    `json:"new"`
+}
+
+// KeyFunc gives an implementation the Sealer for its database. storedKeyID is the id of the key the
+// database's secrets were sealed with, or "" for a database that has none yet.
+type KeyFunc func(storedKeyID string) (*secrets.Sealer, error)
+
+// WrongKeyError says that the key file does not open this database's secrets.
+type WrongKeyError struct {
+	StoredKeyID, LoadedKeyID string
+}
+
+func (e *WrongKeyError) Error() string {
+	return "the database's secrets were sealed with key " + e.StoredKeyID + ", but the key file holds key " + e.LoadedKeyID +
+		": point INKORG_KEY_FILE at the key file that belongs to this database (restore it from the backup taken with the database)"
+}
