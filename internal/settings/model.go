@@ -4,31 +4,31 @@ import "strings"
 
 // System is the procedure "System settings": the defaults every user and incoming account inherits.
 type System struct {
-	EmailMethod EmailMethod // E-mail method
+	EmailMethod EmailMethod `json:"emailMethod"` // E-mail method
 	// Server based, via Microsoft Exchange / via SMTP.
-	ServerAddress string // Server address
-	Port          int    // Port; 0 means the standard port
-	UseSSL        bool   // Use SSL
-	Username      string // User name
-	Password      Secret // Password
+	ServerAddress string `json:"serverAddress"` // Server address
+	Port          int    `json:"port"`          // Port; 0 means the standard port
+	UseSSL        bool   `json:"useSsl"`        // Use SSL
+	Username      string `json:"username"`      // User name
+	Password      Secret `json:"password"`      // Password
 	// Server based, via Microsoft Exchange Online.
-	ClientID            string   // Application (client) ID
-	TenantID            string   // Directory (tenant) ID
-	AuthFlow            AuthFlow // Authentication flow
-	ClientSecret        Secret   // Client secret: the secret's Value, never its Secret ID
-	ClientSecretExpires Date     // the expiry date Entra ID shows beside the secret
+	ClientID            string   `json:"clientId"`            // Application (client) ID
+	TenantID            string   `json:"tenantId"`            // Directory (tenant) ID
+	AuthFlow            AuthFlow `json:"authFlow"`            // Authentication flow
+	ClientSecret        Secret   `json:"clientSecret"`        // Client secret: the secret's Value, never its Secret ID
+	ClientSecretExpires Date     `json:"clientSecretExpires"` // the expiry date Entra ID shows beside the secret
 }
 
 // User is a user's e-mail settings (procedure Users). A nil field inherits the system setting (or the
 // default); a set field overrides it.
 type User struct {
-	Name             string
-	EmailMethod      *EmailMethod // E-mail method
-	EmailAddress     *string      // E-mail address
-	ExchangeUsername *string      // User name (Exchange)
-	ExchangePassword *Secret      // Password (Exchange)
-	CopyToSelf       *CopyToSelf  // Send copy to own e-mail address
-	Signature        *string      // E-mail signature
+	Name             string       `json:"name"`
+	EmailMethod      *EmailMethod `json:"emailMethod"`      // E-mail method
+	EmailAddress     *string      `json:"emailAddress"`     // E-mail address
+	ExchangeUsername *string      `json:"exchangeUsername"` // User name (Exchange)
+	ExchangePassword *Secret      `json:"exchangePassword"` // Password (Exchange)
+	CopyToSelf       *CopyToSelf  `json:"copyToSelf"`       // Send copy to own e-mail address
+	Signature        *string      `json:"signature"`        // E-mail signature
 }
 
 // IsWebshop reports whether u is the reserved user WEBSHOP.
@@ -39,23 +39,23 @@ func (u User) IsWebshop() bool { return IsWebshopUser(u.Name) }
 // unless the account overrides them; the seeds make the admin copy them into every account, inkorg
 // makes that one place.
 type IncomingAccount struct {
-	ID               int64
-	Address          string       // E-mail
-	Type             IncomingType // Type
-	ExchangeUsername string       // User name (Exchange); not applicable under the client-secret flow
-	ExchangePassword Secret       // Password (Exchange); not applicable under the client-secret flow
-	AvailableTo      []string     // Available: users or roles that may use the account; empty = all users
+	ID               int64        `json:"id"`
+	Address          string       `json:"address"`          // E-mail
+	Type             IncomingType `json:"type"`             // Type
+	ExchangeUsername string       `json:"exchangeUsername"` // User name (Exchange); not applicable under the client-secret flow
+	ExchangePassword Secret       `json:"exchangePassword"` // Password (Exchange); not applicable under the client-secret flow
+	AvailableTo      []string     `json:"availableTo"`      // Available: users or roles that may use the account; empty = all users
 
-	ClientID            *string
-	TenantID            *string
-	AuthFlow            *AuthFlow
-	ClientSecret        *Secret
-	ClientSecretExpires *Date
+	ClientID            *string   `json:"clientId"`
+	TenantID            *string   `json:"tenantId"`
+	AuthFlow            *AuthFlow `json:"authFlow"`
+	ClientSecret        *Secret   `json:"clientSecret"`
+	ClientSecretExpires *Date     `json:"clientSecretExpires"`
 }
 
 // Webshop is Webshop – Administration's e-mail setting.
 type Webshop struct {
-	EmailMethod WebshopMethod
+	EmailMethod WebshopMethod `json:"emailMethod"`
 }
 
 // Config is every procedure's settings at once: what validation looks across.

@@ -186,15 +186,13 @@ func notApplicable(ps *Problems, path, label string, u uses) {
 	}
 }
 
-// changedSet is the set of field names an update gives.
-type changedSet map[string]bool
-
-func changedOf(names []string) changedSet {
-	c := changedSet{}
-	for _, n := range names {
-		c[n] = true
+// checkApplies refuses each changed field that the method and flow do not use.
+func checkApplies(ps *Problems, prefix string, u uses, changed []string) {
+	for _, f := range changed {
+		if !FieldApplies(u.method, u.flow, f) {
+			notApplicable(ps, prefix+f, FieldLabel(f), u)
+		}
 	}
-	return c
 }
 
 // CheckSystem checks the values of system settings s: the format of every value that is set and,
@@ -213,26 +211,7 @@ func CheckSystem(s System, changed []string) Problems {
 	checkFlow(&ps, p+"authFlow", s.AuthFlow)
 	checkClientSecret(&ps, p+"clientSecret", s.ClientSecret, s.ClientID)
 
-	u, c := uses{method: s.EmailMethod, flow: s.AuthFlow}, changedOf(changed)
-	for _, f := range []struct {
-		name, label string
-		applies     bool
-	}{
-		{"serverAddress", "Server address", u.server()},
-		{"port", "Port", u.server()},
-		{"useSsl", "Use SSL", u.server()},
-		{"username", "User name", u.server()},
-		{"password", "Password", u.server()},
-		{"clientId", "Application (client) ID", u.oauth()},
-		{"tenantId", "Directory (tenant) ID", u.oauth()},
-		{"authFlow", "Authentication flow", u.oauth()},
-		{"clientSecret", "Client secret", u.secret()},
-		{"clientSecretExpires", "The client secret's expiry date", u.secret()},
-	} {
-		if c[f.name] && !f.applies {
-			notApplicable(&ps, p+f.name, f.label, u)
-		}
-	}
+	checkApplies(&ps, p, uses{method: s.EmailMethod, flow: s.AuthFlow}, changed)
 	return ps
 }
 
@@ -262,19 +241,7 @@ func CheckUser(s System, u User, changed []string) Problems {
 		ps.err(p+"copyToSelf", "unknown choice %q; choose %s", *u.CopyToSelf, choices([]CopyToSelf{CopyNone, CopyCc, CopyBcc}))
 	}
 	e := ResolveUser(s, u)
-	use, c := uses{method: e.EmailMethod.Value, flow: e.AuthFlow.Value}, changedOf(changed)
-	for _, f := range []struct {
-		name, label string
-		applies     bool
-	}{
-		{"exchangeUsername", "User name (Exchange)", use.exchangeCredentials()},
-		{"exchangePassword", "Password (Exchange)", use.exchangeCredentials()},
-		{"copyToSelf", "Send copy to own e-mail address", use.method.ServerBased()},
-	} {
-		if c[f.name] && !f.applies {
-			notApplicable(&ps, p+f.name, f.label, use)
-		}
-	}
+	checkApplies(&ps, p, uses{method: e.EmailMethod.Value, flow: e.AuthFlow.Value}, changed)
 	return ps
 }
 
@@ -310,23 +277,7 @@ func CheckAccount(s System, a IncomingAccount, changed []string) Problems {
 	if a.ClientSecret != nil {
 		checkClientSecret(&ps, p+"clientSecret", *a.ClientSecret, e.ClientID.Value)
 	}
-	use, c := uses{method: s.EmailMethod, flow: e.AuthFlow.Value}, changedOf(changed)
-	for _, f := range []struct {
-		name, label string
-		applies     bool
-	}{
-		{"exchangeUsername", "User name (Exchange)", use.exchangeCredentials()},
-		{"exchangePassword", "Password (Exchange)", use.exchangeCredentials()},
-		{"clientId", "Application (client) ID", use.oauth()},
-		{"tenantId", "Directory (tenant) ID", use.oauth()},
-		{"authFlow", "Authentication flow", use.oauth()},
-		{"clientSecret", "Client secret", use.secret()},
-		{"clientSecretExpires", "The client secret's expiry date", use.secret()},
-	} {
-		if c[f.name] && !f.applies {
-			notApplicable(&ps, p+f.name, f.label, use)
-		}
-	}
+	checkApplies(&ps, p, uses{method: s.EmailMethod, flow: e.AuthFlow.Value}, changed)
 	return ps
 }
 

@@ -1,0 +1,5 @@
+package main
+
+func cmdDemo(e *env, args []string) error {
+	return nil
+}
