@@ -242,6 +242,9 @@ func TestSettingsEndToEnd(t *testing.T) {
 	keep(c.want(0, split("settings webshop show"), "according to user settings", "webshop@contoso.example"))
 	keep(c.want(1, split("settings webshop set --email-method smtp"), "According to user settings"))
 
+	r = keep(c.want(0, split("settings audit --limit 500"), "cli:tester", "system.clientSecret ", `"not set" → "set"`, `incoming[invoices@contoso.example].clientSecret`))
+	keep(c.want(0, split("settings audit --json --limit 1"), `"actor": "cli:tester"`))
+
 	// No secret anywhere in what the commands printed, nor in the database files.
 	for _, r := range all {
 		for _, s := range []string{secretVal, password} {

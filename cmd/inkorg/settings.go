@@ -21,6 +21,7 @@ The e-mail settings, in the procedures of the ERP's help page:
   settings incoming add|set|list|show|remove   Settings for incoming e-mail: the e-mail accounts
   settings webshop set|show                    Webshop – Administration
   settings validate                            every problem across the procedures at once
+  settings audit                               who changed which setting when
 
 Secrets are read from a file or standard input (--client-secret-file -), never from the command line.
 All commands take --db (default $INKORG_DB, else ./inkorg.db).
@@ -32,8 +33,11 @@ func cmdSettings(e *env, args []string) error {
 		return usagef(settingsUsage, "missing procedure")
 	}
 	proc, rest := args[0], args[1:]
-	if proc == "validate" {
+	switch proc {
+	case "validate":
 		return validateCmd(e, rest)
+	case "audit":
+		return auditCmd(e, rest)
 	}
 	action := ""
 	if len(rest) > 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"inkorg/internal/settings"
+	"inkorg/internal/store"
 )
 
 const webshopSetUsage = `usage: inkorg settings webshop set --email-method according-to-user-settings|none [--db …]
@@ -130,4 +131,43 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+const auditUsage = `usage: inkorg settings audit [--limit N] [--json] [--db …]
+
+Shows the newest settings changes first: when, who, which field, old → new. Secrets show only as
+"set", "not set" or "changed".
+`
+
+func auditCmd(e *env, args []string) error {
+	f := newFlags(e, "settings audit", auditUsage)
+	db := dbFlag(f)
+	limit := f.Int("limit", 50, "how many changes to show")
+	asJSON := f.Bool("json", false, "print JSON")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if *limit < 1 {
+		return f.usageErr("--limit must be at least 1")
+	}
+	st, err := openStore(e, *db, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	es, err := st.Audit(e.ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if es == nil {
+			es = []store.AuditEntry{}
+		}
+		return printJSON(e, es)
+	}
+	t := newTable(e, "Settings changes, newest first")
+	for _, a := range es {
+		fmt.Fprintf(t.w, "  %s\t%s\t%s.%s\t%q → %q\n", a.At.Local().Format("2006-01-02 15:04:05"), a.Actor, a.Entity, a.Field, a.Old, a.New)
+	}
+	return t.flush()
 }
