@@ -13,6 +13,8 @@ var fieldLabels = map[string]string{
 	"authFlow":            "Authentication flow",
 	"clientSecret":        "Client secret",
 	"clientSecretExpires": "Client secret expires",
+	"clientCertificate":   "Client certificate",
+	"clientKey":           "Client certificate's private key",
 	"emailAddress":        "E-mail address",
 	"exchangeUsername":    "User name (Exchange)",
 	"exchangePassword":    "Password (Exchange)",
@@ -44,6 +46,8 @@ func FieldApplies(method EmailMethod, flow AuthFlow, field string) bool {
 		return u.oauth()
 	case "clientSecret", "clientSecretExpires":
 		return u.secret()
+	case "clientCertificate", "clientKey":
+		return u.cert()
 	case "exchangeUsername", "exchangePassword":
 		return u.exchangeCredentials()
 	case "copyToSelf":

@@ -17,6 +17,10 @@ type System struct {
 	AuthFlow            AuthFlow `json:"authFlow"`            // Authentication flow
 	ClientSecret        Secret   `json:"clientSecret"`        // Client secret: the secret's Value, never its Secret ID
 	ClientSecretExpires Date     `json:"clientSecretExpires"` // the expiry date Entra ID shows beside the secret
+	// The certificate flow (inkorg's addition): the certificate uploaded to the app registration, and its
+	// private key.
+	ClientCertificate string `json:"clientCertificate"` // PEM; public
+	ClientKey         Secret `json:"clientKey"`         // PEM, unencrypted in memory, sealed at rest
 }
 
 // User is a user's e-mail settings (procedure Users). A nil field inherits the system setting (or the

@@ -41,6 +41,7 @@ type uses struct {
 func (u uses) server() bool { return u.method == MethodExchangeServer || u.method == MethodSMTP }
 func (u uses) oauth() bool  { return u.method == MethodExchangeOnline }
 func (u uses) secret() bool { return u.oauth() && u.flow == FlowClientSecret }
+func (u uses) cert() bool   { return u.oauth() && u.flow == FlowCertificate }
 
 // exchangeCredentials: the user name and password of a mailbox are used by the on-premises and SMTP
 // methods, and by Exchange Online under the User name/Password flow.
@@ -57,6 +58,10 @@ type Exchange struct {
 	AuthFlow            Field[AuthFlow] `json:"authFlow"`
 	ClientSecret        Field[Secret]   `json:"clientSecret"`
 	ClientSecretExpires Field[Date]     `json:"clientSecretExpires"`
+	// ClientCertificate describes the certificate (subject, thumbprint, expiry); the PEM itself is
+	// System.ClientCertificate. Certificates are set in the system settings only.
+	ClientCertificate Field[string] `json:"clientCertificate"`
+	ClientKey         Field[Secret] `json:"clientKey"`
 }
 
 // Server is the effective server connection of the on-premises Exchange and SMTP methods.
@@ -125,7 +130,18 @@ func resolveExchange(s System, method EmailMethod, clientID, tenantID *string, f
 		e.ClientSecret = field(s.ClientSecret, SourceSystem)
 		e.ClientSecretExpires = override(expires, SourceAccount, s.ClientSecretExpires, SourceSystem)
 	}
+	e.ClientCertificate = field("", SourceSystem)
+	if s.ClientCertificate != "" {
+		if c, _, err := ParseCertificate(s.ClientCertificate); err == nil {
+			e.ClientCertificate.Value = c.String()
+		} else {
+			e.ClientCertificate.Value = "unreadable certificate"
+		}
+	}
+	e.ClientKey = field(s.ClientKey, SourceSystem)
 	u := uses{method: method, flow: e.AuthFlow.Value}
+	e.ClientCertificate.NotApplicable = !u.cert()
+	e.ClientKey.NotApplicable = !u.cert()
 	e.ClientID.NotApplicable = !u.oauth()
 	e.TenantID.NotApplicable = !u.oauth()
 	e.AuthFlow.NotApplicable = !u.oauth()

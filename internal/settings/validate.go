@@ -172,15 +172,23 @@ func checkFlow(ps *Problems, path string, f AuthFlow) {
 	}
 }
 
-// notApplicable reports a field given for a method or flow that does not use it.
-func notApplicable(ps *Problems, path, label string, u uses) {
+// notApplicable reports a field given for a method or flow that does not use it: the flow's fault
+// when another flow of the same method would use it, else the method's.
+func notApplicable(ps *Problems, path, field string, u uses) {
+	label := FieldLabel(field)
+	byFlow := false
+	for _, f := range AuthFlows() {
+		byFlow = byFlow || FieldApplies(u.method, f, field)
+	}
 	switch {
 	case u.method == "":
 		ps.err(path, "%s does not apply until an e-mail method is chosen", label)
-	case u.oauth() && u.flow == FlowUsernamePassword && strings.Contains(label, "secret"):
-		ps.err(path, "%s is not used with the authentication flow User name/Password; choose the flow Client secret, or leave it empty", label)
-	case u.oauth() && u.flow == FlowClientSecret && strings.Contains(label, "(Exchange)"):
-		ps.err(path, "%s is not used with the authentication flow Client secret: the application reads and sends with its own permission (the seeds disable this field)", label)
+	case byFlow && u.flow == "":
+		ps.err(path, "%s does not apply until an authentication flow is chosen", label)
+	case byFlow && (field == "exchangeUsername" || field == "exchangePassword"):
+		ps.err(path, "%s is not used with the authentication flow %s: the application reads and sends with its own permission (the seeds disable this field)", label, u.flow.Label())
+	case byFlow:
+		ps.err(path, "%s is not used with the authentication flow %s; choose the flow that uses it, or leave it empty", label, u.flow.Label())
 	default:
 		ps.err(path, "%s does not apply to the e-mail method %q (%s)", label, u.method.Label(), u.method)
 	}
@@ -190,7 +198,7 @@ func notApplicable(ps *Problems, path, label string, u uses) {
 func checkApplies(ps *Problems, prefix string, u uses, changed []string) {
 	for _, f := range changed {
 		if !FieldApplies(u.method, u.flow, f) {
-			notApplicable(ps, prefix+f, FieldLabel(f), u)
+			notApplicable(ps, prefix+f, f, u)
 		}
 	}
 }
@@ -210,6 +218,7 @@ func CheckSystem(s System, changed []string) Problems {
 	checkTenantID(&ps, p+"tenantId", s.TenantID)
 	checkFlow(&ps, p+"authFlow", s.AuthFlow)
 	checkClientSecret(&ps, p+"clientSecret", s.ClientSecret, s.ClientID)
+	checkCertificate(&ps, p, s.ClientCertificate, s.ClientKey)
 
 	checkApplies(&ps, p, uses{method: s.EmailMethod, flow: s.AuthFlow}, changed)
 	return ps
@@ -305,7 +314,7 @@ func Validate(c Config, today Date) Problems {
 			ps.err("system.serverAddress", "the e-mail method %q needs the mail server's address", s.EmailMethod.Label())
 		}
 	case use.oauth():
-		requireExchange(&ps, "system.", ResolveUser(s, User{}).Exchange, today)
+		requireExchange(&ps, "system.", ResolveUser(s, User{}).Exchange, s, today)
 	}
 
 	for _, u := range c.Users {
@@ -343,7 +352,7 @@ func Validate(c Config, today Date) Problems {
 			ps.err(p+"emailMethod", "incoming e-mail is read by the server, but the system e-mail method is %q; choose a server-based method", s.EmailMethod.Label())
 		case use.oauth():
 			if a.ClientID != nil || a.TenantID != nil || a.AuthFlow != nil || a.ClientSecret != nil || a.ClientSecretExpires != nil {
-				requireExchange(&ps, p, e.Exchange, today)
+				requireExchange(&ps, p, e.Exchange, s, today)
 			}
 		}
 		if use.exchangeCredentials() {
@@ -373,7 +382,7 @@ func describe(u uses) string {
 }
 
 // requireExchange reports the missing Exchange Online values of a system or account, and the secret's expiry.
-func requireExchange(ps *Problems, p string, e Exchange, today Date) {
+func requireExchange(ps *Problems, p string, e Exchange, s System, today Date) {
 	if e.ClientID.Value == "" {
 		ps.err(p+"clientId", "Exchange Online needs the Application (client) ID of the app registered in Microsoft Entra ID")
 	}
@@ -388,6 +397,14 @@ func requireExchange(ps *Problems, p string, e Exchange, today Date) {
 			ps.err(p+"clientSecret", "the authentication flow Client secret needs the client secret's Value from Microsoft Entra ID (Certificates & secrets)")
 		}
 		checkExpiry(ps, p+"clientSecretExpires", e.ClientSecretExpires.Value, today)
+	case FlowCertificate:
+		if s.ClientCertificate == "" {
+			ps.err("system.clientCertificate", "the authentication flow Certificate needs the certificate uploaded to the app registration (PEM)")
+		}
+		if !s.ClientKey.IsSet() {
+			ps.err("system.clientKey", "the authentication flow Certificate needs the certificate's private key (PEM)")
+		}
+		checkCertificateExpiry(ps, "system.", s.ClientCertificate, today)
 	}
 }
 

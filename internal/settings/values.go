@@ -59,10 +59,12 @@ const (
 )
 
 // AuthFlows lists the flows in the order the ERP shows them.
-func AuthFlows() []AuthFlow { return []AuthFlow{FlowClientSecret, FlowUsernamePassword} }
+func AuthFlows() []AuthFlow { return []AuthFlow{FlowClientSecret, FlowUsernamePassword, FlowCertificate} }
 
 // Valid reports whether f is a known flow.
-func (f AuthFlow) Valid() bool { return f == FlowClientSecret || f == FlowUsernamePassword }
+func (f AuthFlow) Valid() bool {
+	return f == FlowClientSecret || f == FlowUsernamePassword || f == FlowCertificate
+}
 
 // Label is the seeds' English label.
 func (f AuthFlow) Label() string {
@@ -71,6 +73,8 @@ func (f AuthFlow) Label() string {
 		return "Client secret"
 	case FlowUsernamePassword:
 		return "User name/Password"
+	case FlowCertificate:
+		return "Certificate"
 	}
 	return string(f)
 }

@@ -57,7 +57,21 @@ func systemFields(s settings.System) []auditField {
 		{"authFlow", plain(string(s.AuthFlow))},
 		{"clientSecret", secret(s.ClientSecret)},
 		{"clientSecretExpires", plain(s.ClientSecretExpires.String())},
+		{"clientCertificate", certificate(s.ClientCertificate)},
+		{"clientKey", secret(s.ClientKey)},
 	}
+}
+
+// certificate shows a certificate by its thumbprint, not its PEM.
+func certificate(pemText string) fieldValue {
+	if pemText == "" {
+		return plain("")
+	}
+	c, _, err := settings.ParseCertificate(pemText)
+	if err != nil {
+		return fieldValue{"unreadable certificate", pemText}
+	}
+	return fieldValue{"thumbprint " + c.Thumbprint, pemText}
 }
 
 func userFields(u settings.User) []auditField {

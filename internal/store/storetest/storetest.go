@@ -25,6 +25,7 @@ var Secrets = []string{
 	"SuiteUserExchangePassword-77a1",
 	"SuiteAccountPassword-9c2d",
 	"SuiteAccountOwnSecret~5b6e",
+	"-----BEGIN PRIVATE KEY-----SuiteKey-----END PRIVATE KEY-----",
 }
 
 // Run runs the suite.
@@ -57,7 +58,7 @@ func Fill(t *testing.T, s store.Store) {
 	sys := settings.System{
 		EmailMethod: settings.MethodExchangeOnline, ClientID: "6f1d3c2a-9b7e-4e2f-8a11-3c5d7e9f0a21", TenantID: "contoso.onmicrosoft.com",
 		AuthFlow: settings.FlowClientSecret, ClientSecret: settings.NewSecret(Secrets[0]), Password: settings.NewSecret(Secrets[1]),
-		ClientSecretExpires: mustDate("2027-03-31"),
+		ClientSecretExpires: mustDate("2027-03-31"), ClientKey: settings.NewSecret(Secrets[5]),
 	}
 	must(t, s.PutSystem(ctx, sys, "test"))
 	must(t, s.PutUser(ctx, settings.User{Name: "WEBSHOP", EmailMethod: settings.Ptr(settings.MethodExchangeOnline),
@@ -110,14 +111,15 @@ func testEmpty(t *testing.T, s store.Store) {
 func testSystem(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	want := settings.System{EmailMethod: settings.MethodSMTP, ServerAddress: "smtp.example.com", Port: 465, UseSSL: true,
-		Username: "relay", Password: settings.NewSecret(Secrets[1]), ClientID: "dormant", ClientSecretExpires: mustDate("2027-01-02")}
+		Username: "relay", Password: settings.NewSecret(Secrets[1]), ClientID: "dormant", ClientSecretExpires: mustDate("2027-01-02"),
+		ClientCertificate: "-----BEGIN CERTIFICATE-----\nnot parsed by the store\n-----END CERTIFICATE-----\n", ClientKey: settings.NewSecret(Secrets[5])}
 	must(t, s.PutSystem(ctx, want, "test"))
 	got, err := s.System(ctx)
 	must(t, err)
-	if got != want || got.Password.Reveal() != Secrets[1] {
+	if got != want || got.Password.Reveal() != Secrets[1] || got.ClientKey.Reveal() != Secrets[5] {
 		t.Errorf("System = %+v, want %+v", got, want)
 	}
-	want.Password = settings.Secret{}
+	want.Password, want.ClientKey = settings.Secret{}, settings.Secret{}
 	want.ClientSecretExpires = settings.Date{}
 	must(t, s.PutSystem(ctx, want, "test"))
 	if got, _ = s.System(ctx); got != want {
