@@ -45,6 +45,11 @@ func usagef(usage, format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...), usage: usage}
 }
 
+// exitCode is a command's own exit code, its reasons already printed.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit %d", int(c)) }
+
 // problemsError means the work was refused or found problems that are already printed: exit 1.
 type problemsError struct{}
 
@@ -55,6 +60,7 @@ const mainUsage = `usage: inkorg COMMAND [ARGS]
 Commands:
   demo       run the emulator and the service, seeded, working end to end
   settings   show, change and validate the e-mail settings (system, user, incoming, webshop, validate)
+  doctor     check step by step that an account, a user or the webshop can reach Exchange
   emulator   run a local Entra ID + Exchange Online emulator
   version    print the version and commit
 
@@ -88,6 +94,10 @@ func run(e *env, args []string) int {
 		return 2
 	case errors.Is(err, errHelp):
 		return 0
+	case errors.As(err, new(exitCode)):
+		var c exitCode
+		errors.As(err, &c)
+		return int(c)
 	case errors.As(err, new(problemsError)):
 		return 1
 	default:
@@ -107,6 +117,13 @@ func dispatch(e *env, args []string) error {
 		return cmdSettings(e, rest)
 	case "demo":
 		return cmdDemo(e, rest)
+	case "doctor":
+		return cmdDoctor(e, rest)
+	case "emulator":
+		if code := cmdEmulator(e.ctx, rest, e.stdout, e.stderr); code != 0 {
+			return exitCode(code)
+		}
+		return nil
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(e.stdout, mainUsage)
 		return nil

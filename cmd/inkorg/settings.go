@@ -175,7 +175,7 @@ func systemSet(e *env, args []string) error {
 	method := f.String("email-method", "", "E-mail method: outlook-client, exchange-server, smtp or exchange-online")
 	clientID := f.String("client-id", "", "Application (client) ID (a GUID)")
 	tenantID := f.String("tenant-id", "", "Directory (tenant) ID (a GUID or a verified domain)")
-	flow := f.String("auth-flow", "", "Authentication flow: client-secret or username-password")
+	flow := f.String("auth-flow", "", "Authentication flow: client-secret, username-password or certificate")
 	secretFile := f.String("client-secret-file", "", "a file holding the client secret's Value (- for standard input)")
 	expires := f.String("client-secret-expires", "", "the client secret's expiry date, YYYY-MM-DD")
 	server := f.String("server-address", "", "Server address (exchange-server, smtp)")
@@ -183,6 +183,8 @@ func systemSet(e *env, args []string) error {
 	useSSL := f.Bool("use-ssl", false, "Use SSL")
 	username := f.String("username", "", "User name (exchange-server, smtp)")
 	passwordFile := f.String("password-file", "", "a file holding the Password (- for standard input)")
+	certFile := f.String("client-certificate-file", "", "the certificate flow: the certificate uploaded to the app registration (PEM)")
+	keyFile := f.String("client-key-file", "", "the certificate flow: the certificate's private key (PEM, unencrypted; - for standard input)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -229,6 +231,14 @@ func systemSet(e *env, args []string) error {
 		{"username", "username", func() error { sys.Username = *username; return nil }},
 		{"password-file", "password", func() (err error) {
 			sys.Password, err = readSecret(e, "password-file", *passwordFile)
+			return err
+		}},
+		{"client-certificate-file", "clientCertificate", func() (err error) {
+			sys.ClientCertificate, err = readText("client-certificate-file", *certFile)
+			return err
+		}},
+		{"client-key-file", "clientKey", func() (err error) {
+			sys.ClientKey, err = readSecret(e, "client-key-file", *keyFile)
 			return err
 		}},
 	} {
@@ -278,6 +288,7 @@ func systemShow(e *env, args []string) error {
 		{"username", s.Username}, {"password", s.Password.State()},
 		{"clientId", s.ClientID}, {"tenantId", s.TenantID}, {"authFlow", flowText(s.AuthFlow)},
 		{"clientSecret", s.ClientSecret.State()}, {"clientSecretExpires", s.ClientSecretExpires.String()},
+		{"clientCertificate", certText(s.ClientCertificate)}, {"clientKey", s.ClientKey.State()},
 	} {
 		t.row(r.field, r.value, "", settings.FieldApplies(s.EmailMethod, s.AuthFlow, r.field))
 	}
@@ -348,4 +359,15 @@ func notFound(err error, what string) error {
 		return fmt.Errorf("%s: not found", what)
 	}
 	return err
+}
+
+func certText(pemText string) string {
+	if pemText == "" {
+		return ""
+	}
+	c, _, err := settings.ParseCertificate(pemText)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return c.String()
 }

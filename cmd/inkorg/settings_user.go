@@ -213,6 +213,8 @@ func printExchange(t *table, x settings.Exchange) {
 	t.row("authFlow", flowText(x.AuthFlow.Value), x.AuthFlow.Source, !x.AuthFlow.NotApplicable)
 	t.row("clientSecret", x.ClientSecret.Value.State(), x.ClientSecret.Source, !x.ClientSecret.NotApplicable)
 	t.row("clientSecretExpires", x.ClientSecretExpires.Value.String(), x.ClientSecretExpires.Source, !x.ClientSecretExpires.NotApplicable)
+	t.row("clientCertificate", x.ClientCertificate.Value, x.ClientCertificate.Source, !x.ClientCertificate.NotApplicable)
+	t.row("clientKey", x.ClientKey.Value.State(), x.ClientKey.Source, !x.ClientKey.NotApplicable)
 }
 
 func str(s string) string { return s }
