@@ -59,7 +59,9 @@ const (
 )
 
 // AuthFlows lists the flows in the order the ERP shows them.
-func AuthFlows() []AuthFlow { return []AuthFlow{FlowClientSecret, FlowUsernamePassword, FlowCertificate} }
+func AuthFlows() []AuthFlow {
+	return []AuthFlow{FlowClientSecret, FlowUsernamePassword, FlowCertificate}
+}
 
 // Valid reports whether f is a known flow.
 func (f AuthFlow) Valid() bool {
