@@ -10,10 +10,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"inkorg/internal/testutil/pgtest"
 )
 
 // binary is the inkorg binary built once for the CLI tests.
 var binary string
+
+// pg is a throwaway PostgreSQL cluster for the tests that use --db postgres://.
+var pg = pgtest.New()
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "inkorg-cli-")
@@ -26,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building inkorg: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pg.Run(m) // starts a PostgreSQL cluster only if a test asks for a database
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -295,5 +300,24 @@ func TestDatabaseAndKeyFile(t *testing.T) {
 	}
 	c.env = append(c.env, "INKORG_KEY_FILE="+filepath.Join(c.dir, "saved.key"))
 	c.want(0, split("settings system show"), "mail.example.com")
-	c.want(1, split("settings system show --db postgres://localhost/x"), "PostgreSQL is not supported")
+	c.want(1, split("settings system show --db mysql://localhost/x"), "unknown database")
+}
+
+// TestPostgres runs the settings commands against PostgreSQL: the same behaviour as SQLite.
+func TestPostgres(t *testing.T) {
+	c := newCLI(t)
+	dsn := pg.NewDatabase(t)
+	c.want(1, []string{"settings", "system", "set", "--email-method", "smtp", "--db", dsn}, "set INKORG_KEY_FILE")
+	c.env = append(c.env, "INKORG_KEY_FILE="+filepath.Join(c.dir, "pg.key"))
+	c.want(0, []string{"settings", "system", "set", "--email-method", "smtp", "--server-address", "mail.example.com", "--db", dsn}, "Created the key file", "Saved")
+	c.check2(c.runIn(password, "settings", "incoming", "add", "--address", "in@example.com", "--type", "general", "--exchange-username", "in", "--exchange-password-file", "-", "--db", dsn), 0, "Saved")
+	c.want(0, []string{"settings", "validate", "--db", dsn}, "complete and valid")
+	r := c.want(0, []string{"settings", "audit", "--db", dsn}, "incoming[in@example.com].exchangePassword")
+	if strings.Contains(r.stdout, password) {
+		t.Error("the password is in the audit output")
+	}
+	// The wrong key file is named.
+	c.env[len(c.env)-1] = "INKORG_KEY_FILE=" + filepath.Join(c.dir, "other.key")
+	os.WriteFile(filepath.Join(c.dir, "other.key"), nil, 0o600)
+	c.want(1, []string{"settings", "system", "show", "--db", dsn}, "key file")
 }

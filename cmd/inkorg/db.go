@@ -10,6 +10,7 @@ import (
 
 	"inkorg/internal/secrets"
 	"inkorg/internal/store"
+	"inkorg/internal/store/postgres"
 	"inkorg/internal/store/sqlite"
 )
 
@@ -17,11 +18,17 @@ const defaultDB = "inkorg.db"
 
 // dbFlag adds --db to a command.
 func dbFlag(f *cmdFlags) *string {
-	return f.String("db", "", "the database: sqlite:PATH or PATH (default $INKORG_DB, else ./"+defaultDB+")")
+	return f.String("db", "", "the database: sqlite:PATH, PATH or postgres://user@host/db (default $INKORG_DB, else ./"+defaultDB+")")
 }
 
-// dbPath resolves --db, $INKORG_DB and the default to a SQLite file path.
-func dbPath(e *env, flagValue string) (string, error) {
+// database is a resolved --db: a SQLite file or a PostgreSQL DSN.
+type database struct {
+	sqlitePath  string
+	postgresDSN string
+}
+
+// resolveDB resolves --db, $INKORG_DB and the default.
+func resolveDB(e *env, flagValue string) (database, error) {
 	dsn := flagValue
 	if dsn == "" {
 		dsn = e.getenv("INKORG_DB")
@@ -30,42 +37,52 @@ func dbPath(e *env, flagValue string) (string, error) {
 		dsn = defaultDB
 	}
 	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return database{postgresDSN: dsn}, nil
 	case strings.HasPrefix(dsn, "sqlite:"):
 		dsn = strings.TrimPrefix(dsn, "sqlite:")
-	case strings.HasPrefix(dsn, "postgres:"), strings.HasPrefix(dsn, "postgresql:"):
-		return "", errors.New("PostgreSQL is not supported by this version yet; use sqlite:PATH")
 	case strings.Contains(dsn, "://"):
-		return "", fmt.Errorf("unknown database %q: use sqlite:PATH or a file path", dsn)
+		return database{}, fmt.Errorf("unknown database %q: use sqlite:PATH, a file path or postgres://…", dsn)
 	}
 	if dsn == "" {
-		return "", errors.New("--db sqlite: needs a path")
+		return database{}, errors.New("--db sqlite: needs a path")
 	}
-	return dsn, nil
+	return database{sqlitePath: dsn}, nil
 }
 
-// keyPath is $INKORG_KEY_FILE, else the database's path with the extension .key.
-func keyPath(e *env, db string) string {
+// keyPath is $INKORG_KEY_FILE, else (SQLite) the database's path with the extension .key.
+func keyPath(e *env, db database) (string, error) {
 	if p := e.getenv("INKORG_KEY_FILE"); p != "" {
-		return p
+		return p, nil
 	}
-	return strings.TrimSuffix(db, filepath.Ext(db)) + ".key"
+	if db.sqlitePath == "" {
+		return "", errors.New("with PostgreSQL, set INKORG_KEY_FILE to the key file that seals the secrets (the same file on every inkorg process)")
+	}
+	return strings.TrimSuffix(db.sqlitePath, filepath.Ext(db.sqlitePath)) + ".key", nil
 }
 
 // openStore opens the settings database. When mustExist is set (commands that only read), a missing
-// database is an error rather than a new empty one, so a mistyped --db is noticed.
+// SQLite file is an error rather than a new empty database, so a mistyped --db is noticed.
 func openStore(e *env, flagValue string, mustExist bool) (store.Store, error) {
-	path, err := dbPath(e, flagValue)
+	db, err := resolveDB(e, flagValue)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); mustExist && errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no database at %s: give --db, or create it with \"inkorg settings system set …\"", path)
+	if _, err := os.Stat(db.sqlitePath); db.sqlitePath != "" && mustExist && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s: give --db, or create it with \"inkorg settings system set …\"", db.sqlitePath)
 	}
-	kp := keyPath(e, path)
-	return sqlite.Open(e.ctx, sqlite.Options{Path: path, Now: e.now, Key: func(stored string) (*secrets.Sealer, error) {
+	kp, err := keyPath(e, db)
+	if err != nil {
+		return nil, err
+	}
+	where := db.sqlitePath
+	if where == "" {
+		where = "the PostgreSQL database"
+	}
+	key := func(stored string) (*secrets.Sealer, error) {
 		s, created, err := secrets.LoadOrCreateKeyFile(kp, stored == "")
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("the database %s holds secrets sealed with key %s, but the key file %s does not exist: restore it from your backup, or set INKORG_KEY_FILE to its path", path, stored, kp)
+			return nil, fmt.Errorf("%s holds secrets sealed with key %s, but the key file %s does not exist: restore it from your backup, or set INKORG_KEY_FILE to its path", where, stored, kp)
 		}
 		if err != nil {
 			return nil, err
@@ -74,5 +91,9 @@ func openStore(e *env, flagValue string, mustExist bool) (store.Store, error) {
 			fmt.Fprintf(e.stderr, "Created the key file %s (mode 0600). Back it up with the database: without it the stored secrets cannot be opened.\n", kp)
 		}
 		return s, nil
-	}})
+	}
+	if db.postgresDSN != "" {
+		return postgres.Open(e.ctx, postgres.Options{DSN: db.postgresDSN, Key: key})
+	}
+	return sqlite.Open(e.ctx, sqlite.Options{Path: db.sqlitePath, Now: e.now, Key: key})
 }

@@ -62,9 +62,9 @@ func TestFromEntraFixtures(t *testing.T) {
 		code          int
 		trace, server string
 	}{
-		"7000215.json":         {7000215, "0c8c7b4e-1a2b-4c3d-8e9f-0a1b2c3d4e00", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '3f6e9a2b-1c4d-4e5f-8a7b-9c0d1e2f3a4b'."},
-		"53003.json":           {53003, "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", "AADSTS53003: Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."},
-		"90002.json":           {90002, "a", ""},
+		"7000215.json":        {7000215, "0c8c7b4e-1a2b-4c3d-8e9f-0a1b2c3d4e00", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '3f6e9a2b-1c4d-4e5f-8a7b-9c0d1e2f3a4b'."},
+		"53003.json":          {53003, "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", "AADSTS53003: Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."},
+		"90002.json":          {90002, "a", ""},
 		"v1-70002-50126.json": {50126, "t", "AADSTS50126: Error validating credentials due to invalid username or password."},
 	} {
 		b, err := os.ReadFile("testdata/" + file)
