@@ -64,10 +64,13 @@ func (h *Handler) resolveFolder(rq *request, key string) (folderRef, error) {
 		if name == "" {
 			return folderRef{root: true}, nil
 		}
-		if err := h.store.CreateFolder(rq.mailbox, name); err != nil && !errors.Is(err, exo.ErrFolderExists) {
+		switch err := h.store.CreateFolder(rq.mailbox, name); {
+		case err == nil:
+			rq.folders = nil // the memo lacks it
+		case !errors.Is(err, exo.ErrFolderExists):
 			return folderRef{}, h.storeErr(err)
 		}
-		return h.folderByName(rq.mailbox, name, 0)
+		return h.folderByName(rq, name, 0)
 	}
 	id, err := parseID(key)
 	if err != nil || id.kind == kindMessage {
@@ -79,12 +82,25 @@ func (h *Handler) resolveFolder(rq *request, key string) (folderRef, error) {
 	if id.kind == kindRoot {
 		return folderRef{root: true}, nil
 	}
-	return h.folderByName(rq.mailbox, id.folder, id.validity)
+	return h.folderByName(rq, id.folder, id.validity)
+}
+
+// folderList is the mailbox's folder list, read once per request (the store computes counts over
+// every message, so this is the expensive part of single-message operations).
+func (h *Handler) folderList(rq *request) ([]exo.FolderInfo, error) {
+	if rq.folders == nil {
+		l, err := h.store.Folders(rq.mailbox)
+		if err != nil {
+			return nil, h.storeErr(err)
+		}
+		rq.folders = l
+	}
+	return rq.folders, nil
 }
 
 // folderByName finds a store folder; validity 0 accepts any UIDVALIDITY.
-func (h *Handler) folderByName(mailbox, name string, validity uint32) (folderRef, error) {
-	l, err := h.store.Folders(mailbox)
+func (h *Handler) folderByName(rq *request, name string, validity uint32) (folderRef, error) {
+	l, err := h.folderList(rq)
 	if err != nil {
 		return folderRef{}, h.storeErr(err)
 	}
@@ -154,9 +170,9 @@ func (h *Handler) getFolder(rq *request, key string) error {
 	if err != nil {
 		return err
 	}
-	all, err := h.store.Folders(rq.mailbox)
+	all, err := h.folderList(rq)
 	if err != nil {
-		return h.storeErr(err)
+		return err
 	}
 	var j folderJSON
 	if f.root {
@@ -194,9 +210,9 @@ func (h *Handler) listFolders(rq *request, parent *folderRef) error {
 		}
 		nameFilter = &v
 	}
-	all, err := h.store.Folders(rq.mailbox)
+	all, err := h.folderList(rq)
 	if err != nil {
-		return h.storeErr(err)
+		return err
 	}
 	parentKey := ""
 	if parent != nil && !parent.root {

@@ -167,7 +167,8 @@ type request struct {
 	mailbox  string // the store's address
 	p        exo.Principal
 	c        claims
-	rest     []string // path elements after users/{id} or me
+	rest     []string         // path elements after users/{id} or me
+	folders  []exo.FolderInfo // memo of the mailbox's folders for this request
 }
 
 // statusWriter remembers the status for the request log.
@@ -380,6 +381,8 @@ func (h *Handler) route(rq *request) error {
 	}
 	n := len(rest)
 	switch {
+	case n == 0:
+		return errorf(http.StatusNotImplemented, codeNotImplemented, "The emulator serves only the mail resources of a user.")
 	case n == 1 && isName(rest[0], "sendmail"):
 		if err := method(http.MethodPost); err != nil {
 			return err

@@ -20,7 +20,7 @@ func (h *Handler) lookupMessage(rq *request, key string) (exo.FolderInfo, exo.Me
 	if !strings.EqualFold(id.mailbox, rq.mailbox) {
 		return exo.FolderInfo{}, exo.MessageInfo{}, errorf(http.StatusNotFound, codeWrongMailbox, msgWrongMailbox)
 	}
-	f, err := h.folderByName(rq.mailbox, id.folder, id.validity)
+	f, err := h.folderByName(rq, id.folder, id.validity)
 	if err != nil {
 		return exo.FolderInfo{}, exo.MessageInfo{}, err
 	}
@@ -73,7 +73,7 @@ func (h *Handler) getValue(rq *request, key string) error {
 	if !strings.EqualFold(id.mailbox, rq.mailbox) {
 		return errorf(http.StatusNotFound, codeWrongMailbox, msgWrongMailbox)
 	}
-	f, err := h.folderByName(rq.mailbox, id.folder, id.validity)
+	f, err := h.folderByName(rq, id.folder, id.validity)
 	if err != nil {
 		return err
 	}
