@@ -23,6 +23,11 @@ var fieldLabels = map[string]string{
 	"address":             "E-mail",
 	"type":                "Type",
 	"availableTo":         "Available",
+	"folder":              "Folder read",
+	"processedFolder":     "Folder for processed mail",
+	"failedFolder":        "Folder for failed mail",
+	"leaveInPlace":        "Leave mail in place",
+	"pollInterval":        "Poll interval",
 }
 
 // FieldLabel is the seeds' English label of a field name ("clientId" → "Application (client) ID").

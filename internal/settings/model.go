@@ -1,6 +1,9 @@
 package settings
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // System is the procedure "System settings": the defaults every user and incoming account inherits.
 type System struct {
@@ -55,7 +58,23 @@ type IncomingAccount struct {
 	AuthFlow            *AuthFlow `json:"authFlow"`
 	ClientSecret        *Secret   `json:"clientSecret"`
 	ClientSecretExpires *Date     `json:"clientSecretExpires"`
+
+	// What inkorg does with the mailbox (not on the ERP's page: inkorg's own, with defaults).
+	Folder          string        `json:"folder"`          // the folder read; "" = INBOX
+	ProcessedFolder string        `json:"processedFolder"` // where stored messages are moved; "" = DefaultProcessedFolder
+	FailedFolder    string        `json:"failedFolder"`    // where unreadable messages are moved; "" = DefaultFailedFolder
+	LeaveInPlace    bool          `json:"leaveInPlace"`    // do not move messages after storing them
+	PollInterval    time.Duration `json:"pollInterval"`    // without IDLE, how often to look; 0 = DefaultPollInterval
 }
+
+// Defaults of an incoming account's mailbox handling.
+const (
+	DefaultFolder          = "INBOX"
+	DefaultProcessedFolder = "inkorg/Processed"
+	DefaultFailedFolder    = "inkorg/Failed"
+	DefaultPollInterval    = time.Minute
+	MinPollInterval        = 10 * time.Second
+)
 
 // Webshop is Webshop – Administration's e-mail setting.
 type Webshop struct {

@@ -1,6 +1,9 @@
 package settings
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Source says where an effective value comes from.
 type Source string
@@ -95,6 +98,16 @@ type EffectiveAccount struct {
 	ExchangePassword Field[Secret]       `json:"exchangePassword"`
 	Server
 	Exchange
+	Mailbox
+}
+
+// Mailbox is the effective handling of an incoming account's mailbox.
+type Mailbox struct {
+	Folder          Field[string] `json:"folder"`
+	ProcessedFolder Field[string] `json:"processedFolder"`
+	FailedFolder    Field[string] `json:"failedFolder"`
+	LeaveInPlace    Field[bool]   `json:"leaveInPlace"`
+	PollSeconds     Field[int]    `json:"pollSeconds"`
 }
 
 // EffectiveWebshop is what the webshop's mail goes out with: under according-to-user-settings, the
@@ -201,7 +214,28 @@ func ResolveAccount(s System, a IncomingAccount) EffectiveAccount {
 		ExchangePassword: na(field(a.ExchangePassword, SourceAccount), use.exchangeCredentials()),
 		Server:           resolveServer(s, use),
 		Exchange:         ex,
+		Mailbox:          resolveMailbox(a),
 	}
+}
+
+func orDefault[T comparable](v, def T) Field[T] {
+	var zero T
+	if v == zero {
+		return field(def, SourceDefault)
+	}
+	return field(v, SourceAccount)
+}
+
+func resolveMailbox(a IncomingAccount) Mailbox {
+	m := Mailbox{
+		Folder:          orDefault(a.Folder, DefaultFolder),
+		ProcessedFolder: orDefault(a.ProcessedFolder, DefaultProcessedFolder),
+		FailedFolder:    orDefault(a.FailedFolder, DefaultFailedFolder),
+		LeaveInPlace:    orDefault(a.LeaveInPlace, false),
+		PollSeconds:     orDefault(int(a.PollInterval/time.Second), int(DefaultPollInterval/time.Second)),
+	}
+	m.ProcessedFolder.NotApplicable = a.LeaveInPlace
+	return m
 }
 
 // ResolveWebshop gives the webshop's effective settings. Under according-to-user-settings they are

@@ -154,6 +154,13 @@ func TestResolveAccount(t *testing.T) {
 	if e.ExchangeUsername.NotApplicable || !e.ClientSecret.NotApplicable {
 		t.Error("applicability after a flow override")
 	}
+	want(t, e.Folder, DefaultFolder, SourceDefault)
+	want(t, e.ProcessedFolder, DefaultProcessedFolder, SourceDefault)
+	want(t, e.PollSeconds, 60, SourceDefault)
+	a.ProcessedFolder, a.PollInterval = "ERP/Done", 90*time.Second
+	e = ResolveAccount(sys, a)
+	want(t, e.ProcessedFolder, "ERP/Done", SourceAccount)
+	want(t, e.PollSeconds, 90, SourceAccount)
 	if js, _ := json.Marshal(e); !strings.Contains(string(js), `"availableTo":{"value":[],"source":"account"}`) {
 		t.Errorf("availableTo JSON: %s", js)
 	}
@@ -256,6 +263,11 @@ func TestCheckUserAndAccount(t *testing.T) {
 		{"account empty role", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, AvailableTo: []string{"SALES", ""}}, nil), []problem{{"incoming[m2m@contoso.example].availableTo[1]", "empty"}}},
 		{"account override under smtp", CheckAccount(System{EmailMethod: MethodSMTP}, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, ClientID: Ptr(appID)}, []string{"clientId"}), []problem{{"incoming[m2m@contoso.example].clientId", "does not apply"}}},
 		{"webshop unknown", CheckWebshop(Webshop{EmailMethod: "smtp"}), []problem{{"webshop.emailMethod", "According to user settings"}}},
+		{"processed folder is the folder read", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, ProcessedFolder: "inbox"}, nil), []problem{{"incoming[m2m@contoso.example].processedFolder", "must differ from the folder read (INBOX)"}}},
+		{"leave in place may keep the folder", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, ProcessedFolder: "INBOX", LeaveInPlace: true}, nil), nil},
+		{"failed folder is the folder read", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, Folder: "ERP", FailedFolder: "erp"}, nil), []problem{{"incoming[m2m@contoso.example].failedFolder", "must differ"}}},
+		{"folder with wildcard", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, Folder: "In*"}, nil), []problem{{"incoming[m2m@contoso.example].folder", "cannot hold"}}},
+		{"polling too often", CheckAccount(cs, IncomingAccount{Address: "m2m@contoso.example", Type: TypeGeneral, PollInterval: 2 * time.Second}, nil), []problem{{"incoming[m2m@contoso.example].pollInterval", "at most every 10s"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { expect(t, tt.got, SeverityError, tt.want...) })
@@ -350,4 +362,12 @@ func FuzzCheckSystem(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestExpiryReminder(t *testing.T) {
+	for days, want := range map[int]int{-1: 0, 0: 7, 7: 7, 8: 14, 14: 14, 15: 30, 30: 30, 31: 0} {
+		if got := ExpiryReminder(days); got != want {
+			t.Errorf("ExpiryReminder(%d) = %d, want %d", days, got, want)
+		}
+	}
 }

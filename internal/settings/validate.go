@@ -81,8 +81,24 @@ var (
 // consumerTenant is the tenant of personal Microsoft accounts, which has no Exchange Online.
 const consumerTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
-// ExpiryWarningDays is how long before a client secret's expiry validation starts to warn.
+// ExpiryWarningDays is how long before a client secret's (or certificate's) expiry validation starts
+// to warn; ExpiryReminders are the days on which a reminder is due (30, 14 and 7 days before).
 const ExpiryWarningDays = 30
+
+// ExpiryReminders are the reminder thresholds, largest first.
+var ExpiryReminders = []int{30, 14, 7}
+
+// ExpiryReminder is the reminder threshold a secret expiring in days falls under (30, 14 or 7), or 0
+// when no reminder is due yet (or it has expired, which is an error, not a reminder).
+func ExpiryReminder(days int) int {
+	r := 0
+	for _, t := range ExpiryReminders {
+		if days >= 0 && days <= t {
+			r = t
+		}
+	}
+	return r
+}
 
 // IsGUID reports whether s has the shape of a GUID.
 func IsGUID(s string) bool { return guidRE.MatchString(s) }
@@ -127,6 +143,8 @@ func checkExpiry(ps *Problems, path string, d Date, today Date) {
 		ps.err(path, "the client secret expired on %s: create a new client secret in Microsoft Entra ID (Certificates & secrets), paste its Value and its new expiry date", d)
 	case n == 0:
 		ps.warn(path, "the client secret expires today (%s): create a new client secret in Microsoft Entra ID now and paste its Value", d)
+	case n <= 7:
+		ps.warn(path, "the client secret expires on %s, in %d days — mail stops then: create a new client secret in Microsoft Entra ID now and paste its Value", d, n)
 	case n <= ExpiryWarningDays:
 		ps.warn(path, "the client secret expires on %s, in %d days: create a new client secret in Microsoft Entra ID before then and paste its Value", d, n)
 	}
@@ -267,6 +285,21 @@ func CheckAccount(s System, a IncomingAccount, changed []string) Problems {
 		ps.err(p+"type", "choose the account's type: %s", choices(IncomingTypes()))
 	case !a.Type.Valid():
 		ps.err(p+"type", "unknown type %q; choose %s", a.Type, choices(IncomingTypes()))
+	}
+	for _, f := range []struct{ name, v string }{{"folder", a.Folder}, {"processedFolder", a.ProcessedFolder}, {"failedFolder", a.FailedFolder}} {
+		if strings.ContainsAny(f.v, "\r\n\x00*%\"") {
+			ps.err(p+f.name, "a folder name cannot hold line breaks or the characters * %% \"")
+		}
+	}
+	folder, processed, failed := orDefault(a.Folder, DefaultFolder).Value, orDefault(a.ProcessedFolder, DefaultProcessedFolder).Value, orDefault(a.FailedFolder, DefaultFailedFolder).Value
+	switch {
+	case !a.LeaveInPlace && strings.EqualFold(processed, folder):
+		ps.err(p+"processedFolder", "the folder for processed mail must differ from the folder read (%s), or choose to leave mail in place", folder)
+	case strings.EqualFold(failed, folder):
+		ps.err(p+"failedFolder", "the folder for failed mail must differ from the folder read (%s)", folder)
+	}
+	if a.PollInterval != 0 && a.PollInterval < MinPollInterval {
+		ps.err(p+"pollInterval", "poll at most every %s: Exchange throttles clients that look more often", MinPollInterval)
 	}
 	for i, n := range a.AvailableTo {
 		if strings.TrimSpace(n) == "" {

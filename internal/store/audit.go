@@ -97,6 +97,11 @@ func accountFields(a settings.IncomingAccount) []auditField {
 		{"authFlow", opt(a.AuthFlow, str)},
 		{"clientSecret", optSecret(a.ClientSecret)},
 		{"clientSecretExpires", opt(a.ClientSecretExpires, settings.Date.String)},
+		{"folder", plain(a.Folder)},
+		{"processedFolder", plain(a.ProcessedFolder)},
+		{"failedFolder", plain(a.FailedFolder)},
+		{"leaveInPlace", plain(strconv.FormatBool(a.LeaveInPlace))},
+		{"pollInterval", plain(a.PollInterval.String())},
 	}
 }
 

@@ -23,6 +23,15 @@ var ErrExists = errors.New("already exists")
 
 // Store is inkorg's durable state. All methods are safe for concurrent use.
 type Store interface {
+	Settings
+	Mail
+	Tokens
+	Webhooks
+	Close() error
+}
+
+// Settings is the settings half of the store: the seeds' procedures and the audit log.
+type Settings interface {
 	// Config reads every procedure's settings in one consistent snapshot.
 	Config(ctx context.Context) (settings.Config, error)
 
@@ -50,8 +59,6 @@ type Store interface {
 
 	// Audit returns the newest settings changes first, at most limit of them.
 	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
-
-	Close() error
 }
 
 // AuditEntry is one changed field of one settings record. Secrets appear only as "set", "not set" or

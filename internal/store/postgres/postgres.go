@@ -8,8 +8,26 @@
 // session-pinned connections for advisory locks, and LISTEN/NOTIFY and COPY for the parts that follow,
 // without a second pool on top of pgx's. Versioned migrations are embedded (migrations/*.sql) and
 // recorded in schema_migrations; the whole run holds pg_advisory_lock, so processes starting together
-// do not race. Settings writes take a transaction-scoped advisory lock, so that each one reads the old
-// value and writes the new one and its audit rows as one step, as SQLite's BEGIN IMMEDIATE does.
+// do not race. Settings writes (webhooks included) take a transaction-scoped advisory lock, so that
+// each one reads the old value and writes the new one and its audit rows as one step, as SQLite's
+// BEGIN IMMEDIATE does.
+//
+// Incoming mail keeps SQLite's exactly-once rules across processes. CommitBatch is one transaction
+// that takes a transaction-scoped advisory lock per account (two processes that both believe they own
+// an account take turns instead of racing), advances the cursor with greatest() only while its
+// UIDVALIDITY is the batch's (else store.ErrUIDValidity; the upsert also holds the cursor's row, so a
+// ResetCursor from another process lands wholly before or after), and stores each message with
+// INSERT … ON CONFLICT (account_id, sha256) DO NOTHING, its raw bytes, its UID and, for a type with a
+// webhook, its delivery, one statement per message, all pipelined in one round trip. API token hashes
+// are BYTEA with names unique case-insensitively (a unique index on lower(name)); webhook secrets are
+// sealed under "webhooks[<type>].secret", as in SQLite.
+//
+// Types are PostgreSQL's own: BIGSERIAL message seq, BYTEA for raw messages, hashes and sealed
+// secrets, TIMESTAMPTZ (microseconds; a message's Date kept in whole seconds as SQLite keeps it), BIGINT
+// for IMAP's unsigned 32-bit numbers, TEXT[] for lists of strings and JSONB for structured values
+// (attachments, M2M, a worker's last error). PostgreSQL refuses NUL characters and invalid UTF-8 in
+// text, which SQLite keeps: the store writes each such character of a message's or a worker's text as
+// U+FFFD, so that one hostile message cannot stop its account.
 package postgres
 
 import (

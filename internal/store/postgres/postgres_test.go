@@ -117,6 +117,7 @@ func TestNoSecretInTheTables(t *testing.T) {
 	s := openDSN(t, pg.NewDatabase(t), fixedKey(t))
 	defer s.Close()
 	storetest.Fill(t, s)
+	fillMail(t, s)
 	// Rotate one secret too, so that the audit log has seen changes.
 	sys, err := s.System(ctx)
 	if err != nil {
@@ -158,6 +159,7 @@ func TestNoSecretInTheTables(t *testing.T) {
 func TestNoSecretInTheClusterFiles(t *testing.T) {
 	s := openDSN(t, pg.NewDatabase(t), fixedKey(t))
 	storetest.Fill(t, s)
+	fillMail(t, s)
 	var oid uint32
 	if err := s.Pool().QueryRow(context.Background(), `SELECT oid FROM pg_database WHERE datname = current_database()`).Scan(&oid); err != nil {
 		t.Fatal(err)
@@ -190,6 +192,24 @@ func TestNoSecretInTheClusterFiles(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("the scan reads the wrong files: the account address is in none of them")
+	}
+}
+
+// fillMail adds what the mail half of the store keeps: a webhook with a secret (Secrets[4]), a stored
+// message with its delivery, and an API token's hash.
+func fillMail(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.PutWebhook(ctx, store.Webhook{Type: settings.TypeMonitorToMonitor, URL: "https://erp.example/hooks/m2m",
+		Secret: settings.NewSecret(storetest.Secrets[4])}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitBatch(ctx, store.Batch{AccountID: 1, Account: "m2m@contoso.example", Type: settings.TypeMonitorToMonitor, Folder: "INBOX",
+		UIDValidity: 1, LastUID: 1, Messages: []store.NewMessage{storetest.NewMessage(1, 1, "inkorg/Processed")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAPIToken(ctx, "erp", []byte("hash of a token")); err != nil {
+		t.Fatal(err)
 	}
 }
 

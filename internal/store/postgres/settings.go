@@ -288,7 +288,8 @@ func (s *Store) IncomingAccount(ctx context.Context, address string) (settings.I
 }
 
 const accountColumns = `id, address, type, exchange_username, exchange_password, available_to, client_id, tenant_id, auth_flow,
-	client_secret, client_secret_set, client_secret_expires, client_secret_expires_set`
+	client_secret, client_secret_set, client_secret_expires, client_secret_expires_set, folder, processed_folder, failed_folder, leave_in_place,
+	poll_seconds`
 
 // accounts reads all accounts, or the one with the address (case-insensitively), in the order added.
 func (s *Store) accounts(ctx context.Context, q queryer, address string) ([]settings.IncomingAccount, error) {
@@ -315,11 +316,13 @@ func (s *Store) scanAccounts(ctx context.Context, q queryer, query string, args 
 		var flow *string
 		var expires *time.Time
 		var secretSet, expiresSet bool
+		var pollSeconds int64
 		if err := rows.Scan(&a.ID, &a.Address, &typ, &a.ExchangeUsername, &pw, &a.AvailableTo, &a.ClientID, &a.TenantID, &flow,
-			&secret, &secretSet, &expires, &expiresSet); err != nil {
+			&secret, &secretSet, &expires, &expiresSet, &a.Folder, &a.ProcessedFolder, &a.FailedFolder, &a.LeaveInPlace, &pollSeconds); err != nil {
 			return nil, fmt.Errorf("read incoming accounts: %w", err)
 		}
 		a.Type = settings.IncomingType(typ)
+		a.PollInterval = time.Duration(pollSeconds) * time.Second
 		if a.AvailableTo == nil {
 			a.AvailableTo = []string{}
 		}
@@ -423,9 +426,11 @@ func (s *Store) writeAccount(ctx context.Context, tx pgx.Tx, a settings.Incoming
 	}
 	tag, err := tx.Exec(ctx, `UPDATE incoming_accounts SET address = $1, type = $2, exchange_username = $3, exchange_password = $4, available_to = $5,
 		client_id = $6, tenant_id = $7, auth_flow = $8, client_secret = $9, client_secret_set = $10, client_secret_expires = $11,
-		client_secret_expires_set = $12, updated_at = $13 WHERE id = $14`,
+		client_secret_expires_set = $12, folder = $13, processed_folder = $14, failed_folder = $15, leave_in_place = $16, poll_seconds = $17,
+		updated_at = $18 WHERE id = $19`,
 		a.Address, string(a.Type), a.ExchangeUsername, pw, avail, a.ClientID, a.TenantID, textParam(a.AuthFlow),
-		secret, a.ClientSecret != nil, expires, a.ClientSecretExpires != nil, s.now(), a.ID)
+		secret, a.ClientSecret != nil, expires, a.ClientSecretExpires != nil, a.Folder, a.ProcessedFolder, a.FailedFolder, a.LeaveInPlace,
+		int64(a.PollInterval/time.Second), s.now(), a.ID)
 	if err != nil {
 		return fmt.Errorf("write incoming account %s: %w", a.Address, err)
 	}

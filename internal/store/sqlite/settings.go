@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
@@ -261,7 +262,7 @@ func (s *Store) IncomingAccount(ctx context.Context, address string) (settings.I
 }
 
 func (s *Store) accounts(ctx context.Context, q queryer, address string) ([]settings.IncomingAccount, error) {
-	query := `SELECT id, address, type, exchange_username, exchange_password, available_to, client_id, tenant_id, auth_flow, client_secret, client_secret_set, client_secret_expires FROM incoming_accounts`
+	query := `SELECT id, address, type, exchange_username, exchange_password, available_to, client_id, tenant_id, auth_flow, client_secret, client_secret_set, client_secret_expires, folder, processed_folder, failed_folder, leave_in_place, poll_seconds FROM incoming_accounts`
 	var args []any
 	if address != "" {
 		query += ` WHERE address = ?`
@@ -279,9 +280,12 @@ func (s *Store) accounts(ctx context.Context, q queryer, address string) ([]sett
 		var avail string
 		var clientID, tenantID, flow, expires sql.NullString
 		var secretSet bool
-		if err := rows.Scan(&a.ID, &a.Address, &a.Type, &a.ExchangeUsername, &pw, &avail, &clientID, &tenantID, &flow, &secret, &secretSet, &expires); err != nil {
+		var pollSeconds int64
+		if err := rows.Scan(&a.ID, &a.Address, &a.Type, &a.ExchangeUsername, &pw, &avail, &clientID, &tenantID, &flow, &secret, &secretSet, &expires,
+			&a.Folder, &a.ProcessedFolder, &a.FailedFolder, &a.LeaveInPlace, &pollSeconds); err != nil {
 			return nil, fmt.Errorf("read incoming accounts: %w", err)
 		}
+		a.PollInterval = time.Duration(pollSeconds) * time.Second
 		if err := json.Unmarshal([]byte(avail), &a.AvailableTo); err != nil {
 			return nil, fmt.Errorf("read incoming account %s: available to: %w", a.Address, err)
 		}
@@ -394,9 +398,10 @@ func (s *Store) writeAccount(ctx context.Context, tx *sql.Tx, a settings.Incomin
 		expires = sql.NullString{String: a.ClientSecretExpires.String(), Valid: true}
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE incoming_accounts SET address = ?, type = ?, exchange_username = ?, exchange_password = ?, available_to = ?,
-		client_id = ?, tenant_id = ?, auth_flow = ?, client_secret = ?, client_secret_set = ?, client_secret_expires = ?, updated_at = ? WHERE id = ?`,
+		client_id = ?, tenant_id = ?, auth_flow = ?, client_secret = ?, client_secret_set = ?, client_secret_expires = ?,
+		folder = ?, processed_folder = ?, failed_folder = ?, leave_in_place = ?, poll_seconds = ?, updated_at = ? WHERE id = ?`,
 		a.Address, a.Type, a.ExchangeUsername, pw, string(availJSON), nullString(a.ClientID), nullString(a.TenantID), nullString(a.AuthFlow),
-		secret, a.ClientSecret != nil, expires, s.stamp(), a.ID)
+		secret, a.ClientSecret != nil, expires, a.Folder, a.ProcessedFolder, a.FailedFolder, a.LeaveInPlace, int64(a.PollInterval/time.Second), s.stamp(), a.ID)
 	if err != nil {
 		return fmt.Errorf("write incoming account %s: %w", a.Address, err)
 	}

@@ -161,7 +161,12 @@ func (s *Store) loadKey(ctx context.Context, key store.KeyFunc) error {
 	return nil
 }
 
-func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+// timeLayout is how times are stored: fixed width, so text order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
+
+func stampOf(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 // tx runs f in an immediate transaction and commits it, or rolls back when f fails.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {

@@ -41,6 +41,10 @@ func Run(t *testing.T, open Open) {
 		{"Webshop", testWebshop},
 		{"Audit", testAudit},
 		{"Concurrent", testConcurrent},
+		{"Mail", testMail},
+		{"MailConcurrent", testMailConcurrent},
+		{"Tokens", testTokens},
+		{"Webhooks", testWebhooks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"inkorg/internal/settings"
+)
+
+// Mail is the incoming-mail half of the store: messages, where they are on the server, cursors, and
+// the ERP's side (listing, raw bytes, acknowledgement, webhook deliveries).
+//
+// The exactly-once rule lives here: CommitBatch stores a batch of fetched messages, records where each
+// was found and advances the folder's cursor in one durable transaction; only after it returns does
+// the worker touch the server (move), and the move is recorded with MarkMoved. A crash before the
+// commit fetches the batch again; a crash after it finds the moves in PendingMoves. A message whose
+// bytes the account already has is not stored twice.
+type Mail interface {
+	// Cursor is how far a folder has been read; the zero Cursor when never.
+	Cursor(ctx context.Context, accountID int64, folder string) (Cursor, error)
+	// ResetCursor starts a folder again under a new UIDVALIDITY (the server renumbered it).
+	ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error
+	// CommitBatch stores the batch and advances the cursor to b.LastUID, atomically and durably.
+	CommitBatch(ctx context.Context, b Batch) ([]Committed, error)
+	// PendingMoves lists the messages stored but not yet moved on the server.
+	PendingMoves(ctx context.Context, accountID int64) ([]PendingMove, error)
+	// MarkMoved records that the server has moved these UIDs.
+	MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error
+
+	// Messages lists stored messages after a cursor (Seq), oldest first.
+	Messages(ctx context.Context, q MessageQuery) ([]Message, error)
+	// Message returns one message by its id; ErrNotFound.
+	Message(ctx context.Context, id string) (Message, error)
+	// Raw returns a message's bytes exactly as the server sent them; ErrNotFound.
+	Raw(ctx context.Context, id string) ([]byte, error)
+	// Ack marks a message as taken by the ERP; acknowledging twice is fine. ErrNotFound.
+	Ack(ctx context.Context, id string) (time.Time, error)
+
+	// AccountStates and PutAccountState are the workers' dashboard: state, last poll, last error.
+	AccountStates(ctx context.Context) ([]AccountState, error)
+	PutAccountState(ctx context.Context, s AccountState) error
+}
+
+// Cursor is the read position in one folder.
+type Cursor struct {
+	UIDValidity uint32
+	LastUID     uint32
+}
+
+// Batch is a batch of messages fetched from one folder.
+type Batch struct {
+	AccountID   int64
+	Account     string
+	Type        settings.IncomingType
+	Folder      string
+	UIDValidity uint32
+	LastUID     uint32 // the cursor after the batch: the highest UID fetched
+	Messages    []NewMessage
+}
+
+// NewMessage is one fetched message: its place on the server, its metadata, its bytes, and where it
+// is to be moved ("" = leave it).
+type NewMessage struct {
+	UID  uint32
+	Meta Message // ID, Seq, Account, Type and ReceivedAt are filled in by the store
+	Raw  []byte
+	Dest string
+}
+
+// Committed says what became of one message of a batch.
+type Committed struct {
+	UID       uint32
+	ID        string
+	Duplicate bool // the account already had these bytes: no new message
+}
+
+// PendingMove is a stored message still to be moved on the server.
+type PendingMove struct {
+	Folder      string
+	UIDValidity uint32
+	UID         uint32
+	Dest        string
+}
+
+// Message is a stored message's metadata.
+type Message struct {
+	ID          string                `json:"id"`
+	Seq         int64                 `json:"seq"`
+	AccountID   int64                 `json:"-"`
+	Account     string                `json:"account"`
+	Type        settings.IncomingType `json:"type"`
+	MessageID   string                `json:"messageId"`
+	SHA256      string                `json:"sha256"`
+	Size        int64                 `json:"size"`
+	From        string                `json:"from"`
+	To          []string              `json:"to"`
+	Cc          []string              `json:"cc"`
+	Subject     string                `json:"subject"`
+	Date        time.Time             `json:"date"`
+	ReceivedAt  time.Time             `json:"receivedAt"`
+	Attachments []Attachment          `json:"attachments"`
+	M2M         *M2M                  `json:"m2m,omitempty"`
+	Problems    []string              `json:"problems,omitempty"`
+	Failed      string                `json:"failed,omitempty"` // why it could not be read or routed
+	AckedAt     *time.Time            `json:"ackedAt,omitempty"`
+}
+
+// Attachment is an attachment's metadata; its bytes are extracted from the raw message on demand.
+type Attachment struct {
+	Index       int    `json:"index"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	Inline      bool   `json:"inline,omitempty"`
+}
+
+// M2M is what a Monitor-to-Monitor message carries.
+type M2M struct {
+	Kind           string `json:"kind"`
+	XMLIndex       int    `json:"xmlIndex"`
+	PDFIndex       int    `json:"pdfIndex"`
+	DocumentNumber string `json:"documentNumber,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+}
+
+// MessageQuery selects messages for the ERP.
+type MessageQuery struct {
+	Type    settings.IncomingType // "" = all types
+	Account string                // "" = all accounts
+	After   int64                 // Seq cursor: messages with a greater Seq
+	Limit   int                   // at most this many (the store caps it)
+	Unacked bool                  // only messages not yet acknowledged
+}
+
+// MaxPage is the most messages one Messages call returns.
+const MaxPage = 1000
+
+// AccountState is what a worker last reported about its account.
+type AccountState struct {
+	AccountID    int64        `json:"accountId"`
+	State        string       `json:"state"` // starting, idle, fetching, backoff, paused, stopped
+	Detail       string       `json:"detail,omitempty"`
+	LastError    *ErrorRecord `json:"lastError,omitempty"`
+	LastPoll     time.Time    `json:"lastPoll"`
+	Backlog      int          `json:"backlog"`
+	TokenExpires time.Time    `json:"tokenExpires"`
+	UpdatedAt    time.Time    `json:"updatedAt"`
+}
+
+// ErrorRecord is a diag error as stored: no secret is ever in one.
+type ErrorRecord struct {
+	At      time.Time `json:"at"`
+	Stage   string    `json:"stage"`
+	Kind    string    `json:"kind"`
+	Code    string    `json:"code,omitempty"`
+	Summary string    `json:"summary"`
+	Remedy  string    `json:"remedy,omitempty"`
+	Actions []string  `json:"actions,omitempty"`
+	Server  string    `json:"server,omitempty"`
+	TraceID string    `json:"traceId,omitempty"`
+}
+
+// ErrBatch means a batch is malformed (a caller's bug): nothing was written.
+var ErrBatch = errors.New("invalid batch")
+
+// ErrUIDValidity means the batch's UIDVALIDITY is not the cursor's: the server renumbered the folder
+// and the cursor must be reset (ResetCursor) before anything is committed. Nothing was written.
+var ErrUIDValidity = errors.New("UIDVALIDITY differs from the cursor's")

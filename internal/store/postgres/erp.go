@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"inkorg/internal/settings"
+	"inkorg/internal/store"
+)
+
+// tokenNameIndex is the unique index that keeps API token names unique case-insensitively.
+const tokenNameIndex = "api_tokens_name_lower"
+
+// CreateAPIToken implements store.Tokens. The unique index on lower(name) is the check, so two
+// processes creating the same name at once get one token and one store.ErrExists.
+func (s *Store) CreateAPIToken(ctx context.Context, name string, hash []byte) (store.APIToken, error) {
+	t := store.APIToken{Name: strings.TrimSpace(name), CreatedAt: s.stamp()}
+	err := s.pool.QueryRow(ctx, `INSERT INTO api_tokens (name, hash, created_at) VALUES ($1, $2, $3) RETURNING id`, t.Name, hash, t.CreatedAt).Scan(&t.ID)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == uniqueViolation && pe.ConstraintName == tokenNameIndex {
+		return store.APIToken{}, fmt.Errorf("API token %s: %w", t.Name, store.ErrExists)
+	}
+	if err != nil {
+		return store.APIToken{}, fmt.Errorf("store API token: %w", err)
+	}
+	return t, nil
+}
+
+// APITokenByHash implements store.Tokens: finding the token and recording its use is one statement.
+func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
+	t := store.APIToken{LastUsed: s.stamp()}
+	err := s.pool.QueryRow(ctx, `UPDATE api_tokens SET last_used = $1 WHERE hash = $2 RETURNING id, name, created_at`, t.LastUsed, hash).
+		Scan(&t.ID, &t.Name, &t.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.APIToken{}, fmt.Errorf("API token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.APIToken{}, fmt.Errorf("read API token: %w", err)
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	return t, nil
+}
+
+// APITokens implements store.Tokens, ordered by name ignoring case (SQLite's NOCASE).
+func (s *Store) APITokens(ctx context.Context) ([]store.APIToken, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at, last_used FROM api_tokens ORDER BY lower(name) COLLATE "C", name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("read API tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.APIToken
+	for rows.Next() {
+		var t store.APIToken
+		var used *time.Time
+		if err := rows.Scan(&t.ID, &t.Name, &t.CreatedAt, &used); err != nil {
+			return nil, fmt.Errorf("read API tokens: %w", err)
+		}
+		t.CreatedAt, t.LastUsed = t.CreatedAt.UTC(), tsOf(used)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read API tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIToken implements store.Tokens.
+func (s *Store) RevokeAPIToken(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM api_tokens WHERE lower(name) = lower($1)`, strings.TrimSpace(name))
+	if err != nil {
+		return fmt.Errorf("revoke API token: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("API token %s: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// webhookField is the name a webhook's secret is sealed under, as in the SQLite store.
+func webhookField(t settings.IncomingType) string { return "webhooks[" + string(t) + "].secret" }
+
+// PutWebhook implements store.Webhooks: the change and its audit rows in one transaction, under the
+// settings lock like every settings write.
+func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) error {
+	secret, err := s.seal(w.Secret, webhookField(w.Type))
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx pgx.Tx) error {
+		var oldURL string
+		var oldSecret []byte
+		err := tx.QueryRow(ctx, `SELECT url, secret FROM webhooks WHERE type = $1`, string(w.Type)).Scan(&oldURL, &oldSecret)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read webhook: %w", err)
+		}
+		if w.URL == "" {
+			_, err = tx.Exec(ctx, `DELETE FROM webhooks WHERE type = $1`, string(w.Type))
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO webhooks (type, url, secret, updated_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (type) DO UPDATE SET url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at`,
+				string(w.Type), w.URL, secret, s.now())
+		}
+		if err != nil {
+			return fmt.Errorf("write webhook: %w", err)
+		}
+		var changes []store.Change
+		if oldURL != w.URL {
+			changes = append(changes, store.Change{Field: "url", Old: oldURL, New: w.URL})
+		}
+		if w.URL != "" {
+			old := "not set"
+			if oldSecret != nil {
+				old = "set"
+			}
+			changes = append(changes, store.Change{Field: "secret", Old: old, New: "changed"})
+		}
+		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", changes)
+	})
+}
+
+// Webhooks implements store.Webhooks.
+func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	rows, err := s.pool.Query(ctx, `SELECT type, url, secret FROM webhooks ORDER BY type COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("read webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Webhook
+	for rows.Next() {
+		var w store.Webhook
+		var typ string
+		var secret []byte
+		if err := rows.Scan(&typ, &w.URL, &secret); err != nil {
+			return nil, fmt.Errorf("read webhooks: %w", err)
+		}
+		w.Type = settings.IncomingType(typ)
+		if w.Secret, err = s.open(secret, webhookField(w.Type)); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// DueDeliveries implements store.Webhooks: oldest first, and in the order they were owed among those
+// due at the same moment. A negative limit is no limit, as in SQLite.
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
+	var lim *int
+	if limit >= 0 {
+		lim = &limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= $1
+		ORDER BY next_at, seq LIMIT $2`, now, lim)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var typ string
+		if err := rows.Scan(&d.MessageID, &typ, &d.Attempts, &d.NextAt, &d.LastError); err != nil {
+			return nil, fmt.Errorf("read deliveries: %w", err)
+		}
+		d.Type, d.NextAt = settings.IncomingType(typ), d.NextAt.UTC()
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveryDone implements store.Webhooks.
+func (s *Store) DeliveryDone(ctx context.Context, d store.Delivery, ok bool, next time.Time, errText string) error {
+	var err error
+	if ok {
+		_, err = s.pool.Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, delivered_at = $1, last_error = '' WHERE message = $2 AND type = $3`,
+			s.stamp(), d.MessageID, string(d.Type))
+	} else {
+		_, err = s.pool.Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = $1, last_error = $2 WHERE message = $3 AND type = $4`,
+			next, clean(errText), d.MessageID, string(d.Type))
+	}
+	if err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	return nil
+}

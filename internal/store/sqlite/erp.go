@@ -1,0 +1,181 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"inkorg/internal/settings"
+	"inkorg/internal/store"
+)
+
+// CreateAPIToken implements store.Tokens.
+func (s *Store) CreateAPIToken(ctx context.Context, name string, hash []byte) (store.APIToken, error) {
+	t := store.APIToken{Name: strings.TrimSpace(name), CreatedAt: s.now().UTC()}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM api_tokens WHERE name = ?`, t.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("API token %s: %w", t.Name, store.ErrExists)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, hash, created_at) VALUES (?, ?, ?)`, t.Name, hash, stampOf(t.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store API token: %w", err)
+		}
+		t.ID, err = res.LastInsertId()
+		return err
+	})
+	return t, err
+}
+
+// APITokenByHash implements store.Tokens.
+func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
+	var t store.APIToken
+	var created string
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, created_at FROM api_tokens WHERE hash = ?`, hash).Scan(&t.ID, &t.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("API token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("read API token: %w", err)
+	}
+	t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	t.LastUsed = s.now().UTC()
+	if _, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET last_used = ? WHERE id = ?`, stampOf(t.LastUsed), t.ID); err != nil {
+		return t, fmt.Errorf("record API token use: %w", err)
+	}
+	return t, nil
+}
+
+// APITokens implements store.Tokens.
+func (s *Store) APITokens(ctx context.Context) ([]store.APIToken, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at, last_used FROM api_tokens ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read API tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.APIToken
+	for rows.Next() {
+		var t store.APIToken
+		var created string
+		var used sql.NullString
+		if err := rows.Scan(&t.ID, &t.Name, &created, &used); err != nil {
+			return nil, err
+		}
+		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		t.LastUsed, _ = time.Parse(time.RFC3339Nano, used.String)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIToken implements store.Tokens.
+func (s *Store) RevokeAPIToken(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM api_tokens WHERE name = ?`, strings.TrimSpace(name))
+	if err != nil {
+		return fmt.Errorf("revoke API token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("API token %s: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+func webhookField(t settings.IncomingType) string { return "webhooks[" + string(t) + "].secret" }
+
+// PutWebhook implements store.Webhooks.
+func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) error {
+	secret, err := s.seal(w.Secret, webhookField(w.Type))
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var oldURL string
+		var oldSecret []byte
+		err := tx.QueryRowContext(ctx, `SELECT url, secret FROM webhooks WHERE type = ?`, w.Type).Scan(&oldURL, &oldSecret)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if w.URL == "" {
+			_, err = tx.ExecContext(ctx, `DELETE FROM webhooks WHERE type = ?`, w.Type)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO webhooks (type, url, secret, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (type) DO UPDATE SET url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at`, w.Type, w.URL, secret, s.stamp())
+		}
+		if err != nil {
+			return fmt.Errorf("write webhook: %w", err)
+		}
+		var changes []store.Change
+		if oldURL != w.URL {
+			changes = append(changes, store.Change{Field: "url", Old: oldURL, New: w.URL})
+		}
+		if w.URL != "" {
+			changes = append(changes, store.Change{Field: "secret", Old: map[bool]string{true: "set", false: "not set"}[oldSecret != nil], New: "changed"})
+		}
+		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", changes)
+	})
+}
+
+// Webhooks implements store.Webhooks.
+func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT type, url, secret FROM webhooks ORDER BY type`)
+	if err != nil {
+		return nil, fmt.Errorf("read webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Webhook
+	for rows.Next() {
+		var w store.Webhook
+		var secret []byte
+		if err := rows.Scan(&w.Type, &w.URL, &secret); err != nil {
+			return nil, err
+		}
+		if w.Secret, err = s.open(secret, webhookField(w.Type)); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// DueDeliveries implements store.Webhooks.
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= ?
+		ORDER BY next_at, rowid LIMIT ?`, now.UTC().Format(timeLayout), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var next string
+		if err := rows.Scan(&d.MessageID, &d.Type, &d.Attempts, &next, &d.LastError); err != nil {
+			return nil, err
+		}
+		d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DeliveryDone implements store.Webhooks.
+func (s *Store) DeliveryDone(ctx context.Context, d store.Delivery, ok bool, next time.Time, errText string) error {
+	var err error
+	if ok {
+		_, err = s.db.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' WHERE message = ? AND type = ?`,
+			s.stamp(), d.MessageID, d.Type)
+	} else {
+		_, err = s.db.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE message = ? AND type = ?`,
+			next.UTC().Format(timeLayout), errText, d.MessageID, d.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"inkorg/internal/store"
+)
+
+// Cursor implements store.Mail.
+func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (store.Cursor, error) {
+	var c store.Cursor
+	err := s.db.QueryRowContext(ctx, `SELECT uidvalidity, last_uid FROM cursors WHERE account_id = ? AND folder = ?`, accountID, folder).Scan(&c.UIDValidity, &c.LastUID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Cursor{}, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("read cursor: %w", err)
+	}
+	return c, nil
+}
+
+// ResetCursor implements store.Mail.
+func (s *Store) ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, 0, ?)
+		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at`,
+		accountID, folder, uidValidity, s.stamp())
+	if err != nil {
+		return fmt.Errorf("reset cursor: %w", err)
+	}
+	return nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// CommitBatch implements store.Mail.
+func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committed, error) {
+	if err := store.CheckBatch(b); err != nil {
+		return nil, err
+	}
+	out := make([]store.Committed, 0, len(b.Messages))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.stamp()
+		out = out[:0]
+		var validity uint32
+		switch err := tx.QueryRowContext(ctx, `SELECT uidvalidity FROM cursors WHERE account_id = ? AND folder = ?`, b.AccountID, b.Folder).Scan(&validity); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read cursor: %w", err)
+		case validity != b.UIDValidity:
+			return fmt.Errorf("folder %s: %w (cursor %d, batch %d)", b.Folder, store.ErrUIDValidity, validity, b.UIDValidity)
+		}
+		for _, m := range b.Messages {
+			c := store.Committed{UID: m.UID}
+			err := tx.QueryRowContext(ctx, `SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`, b.AccountID, m.Meta.SHA256).Scan(&c.ID)
+			switch {
+			case err == nil:
+				c.Duplicate = true
+			case errors.Is(err, sql.ErrNoRows):
+				c.ID = store.NewMessageID()
+				meta := m.Meta
+				var m2m any
+				if meta.M2M != nil {
+					m2m = jsonText(meta.M2M)
+				}
+				date := ""
+				if !meta.Date.IsZero() {
+					date = meta.Date.UTC().Format(time.RFC3339)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs,
+					subject, date, received_at, attachments, m2m, problems, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From, jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)),
+					meta.Subject, date, now, jsonText(nonNilA(meta.Attachments)), m2m, jsonText(nonNil(meta.Problems)), meta.Failed); err != nil {
+					return fmt.Errorf("store message uid %d: %w", m.UID, err)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO message_raw (id, raw) VALUES (?, ?)`, c.ID, m.Raw); err != nil {
+					return fmt.Errorf("store message uid %d: %w", m.UID, err)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (message, type, next_at) SELECT ?, type, ? FROM webhooks WHERE type = ?`,
+					c.ID, now, b.Type); err != nil {
+					return fmt.Errorf("queue webhook delivery: %w", err)
+				}
+			default:
+				return fmt.Errorf("store message uid %d: %w", m.UID, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`, b.AccountID, b.Folder, b.UIDValidity, m.UID, c.ID, m.Dest); err != nil {
+				return fmt.Errorf("record uid %d: %w", m.UID, err)
+			}
+			out = append(out, c)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`,
+			b.AccountID, b.Folder, b.UIDValidity, b.LastUID, now)
+		if err != nil {
+			return fmt.Errorf("advance cursor: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilA(s []store.Attachment) []store.Attachment {
+	if s == nil {
+		return []store.Attachment{}
+	}
+	return s
+}
+
+// PendingMoves implements store.Mail.
+func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.PendingMove, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT folder, uidvalidity, uid, dest FROM message_uids WHERE account_id = ? AND moved_at IS NULL AND dest != ''
+		ORDER BY folder, uidvalidity, uid`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("read pending moves: %w", err)
+	}
+	defer rows.Close()
+	var out []store.PendingMove
+	for rows.Next() {
+		var p store.PendingMove
+		if err := rows.Scan(&p.Folder, &p.UIDValidity, &p.UID, &p.Dest); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// MarkMoved implements store.Mail.
+func (s *Store) MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.stamp()
+		for _, u := range uids {
+			if _, err := tx.ExecContext(ctx, `UPDATE message_uids SET moved_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ? AND uid = ? AND moved_at IS NULL`,
+				now, accountID, folder, uidValidity, u); err != nil {
+				return fmt.Errorf("mark moved: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+const messageColumns = `seq, id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs, subject, date, received_at, attachments, m2m, problems, failed, acked_at`
+
+func scanMessage(row interface{ Scan(...any) error }) (store.Message, error) {
+	var m store.Message
+	var to, cc, atts, problems, date, received string
+	var m2m, acked sql.NullString
+	if err := row.Scan(&m.Seq, &m.ID, &m.AccountID, &m.Account, &m.Type, &m.MessageID, &m.SHA256, &m.Size, &m.From, &to, &cc, &m.Subject, &date, &received,
+		&atts, &m2m, &problems, &m.Failed, &acked); err != nil {
+		return m, err
+	}
+	for _, j := range []struct {
+		text string
+		v    any
+	}{{to, &m.To}, {cc, &m.Cc}, {atts, &m.Attachments}, {problems, &m.Problems}} {
+		if err := json.Unmarshal([]byte(j.text), j.v); err != nil {
+			return m, fmt.Errorf("message %s: %w", m.ID, err)
+		}
+	}
+	if m2m.Valid {
+		m.M2M = &store.M2M{}
+		if err := json.Unmarshal([]byte(m2m.String), m.M2M); err != nil {
+			return m, fmt.Errorf("message %s: %w", m.ID, err)
+		}
+	}
+	m.Date, _ = time.Parse(time.RFC3339, date)
+	m.ReceivedAt, _ = time.Parse(time.RFC3339Nano, received)
+	if acked.Valid {
+		t, _ := time.Parse(time.RFC3339Nano, acked.String)
+		m.AckedAt = &t
+	}
+	return m, nil
+}
+
+// Messages implements store.Mail.
+func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Message, error) {
+	where, args := []string{"seq > ?"}, []any{q.After}
+	if q.Type != "" {
+		where, args = append(where, "type = ?"), append(args, q.Type)
+	}
+	if q.Account != "" {
+		where, args = append(where, "account = ? COLLATE NOCASE"), append(args, q.Account)
+	}
+	if q.Unacked {
+		where = append(where, "acked_at IS NULL")
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > store.MaxPage {
+		limit = store.MaxPage
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Message{}
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Message implements store.Mail.
+func (s *Store) Message(ctx context.Context, id string) (store.Message, error) {
+	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+	}
+	return m, err
+}
+
+// Raw implements store.Mail.
+func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT raw FROM message_raw WHERE id = ?`, id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+	}
+	return b, err
+}
+
+// Ack implements store.Mail.
+func (s *Store) Ack(ctx context.Context, id string) (time.Time, error) {
+	var at string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET acked_at = ? WHERE id = ? AND acked_at IS NULL`, s.stamp(), id); err != nil {
+			return err
+		}
+		var acked sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT acked_at FROM messages WHERE id = ?`, id).Scan(&acked); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		at = acked.String
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, _ := time.Parse(time.RFC3339Nano, at)
+	return t, nil
+}
+
+// AccountStates implements store.Mail.
+func (s *Store) AccountStates(ctx context.Context) ([]store.AccountState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT account_id, state, detail, last_error, last_poll, backlog, token_expires, updated_at FROM account_state ORDER BY account_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read account states: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AccountState
+	for rows.Next() {
+		var a store.AccountState
+		var lastErr, lastPoll, tokenExp sql.NullString
+		var updated string
+		if err := rows.Scan(&a.AccountID, &a.State, &a.Detail, &lastErr, &lastPoll, &a.Backlog, &tokenExp, &updated); err != nil {
+			return nil, err
+		}
+		if lastErr.Valid && lastErr.String != "" {
+			a.LastError = &store.ErrorRecord{}
+			if err := json.Unmarshal([]byte(lastErr.String), a.LastError); err != nil {
+				return nil, err
+			}
+		}
+		a.LastPoll, _ = time.Parse(time.RFC3339Nano, lastPoll.String)
+		a.TokenExpires, _ = time.Parse(time.RFC3339Nano, tokenExp.String)
+		a.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// PutAccountState implements store.Mail.
+func (s *Store) PutAccountState(ctx context.Context, a store.AccountState) error {
+	var lastErr any
+	if a.LastError != nil {
+		lastErr = jsonText(a.LastError)
+	}
+	stamp := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t.UTC().Format(timeLayout)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO account_state (account_id, state, detail, last_error, last_poll, backlog, token_expires, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, last_error = excluded.last_error,
+			last_poll = excluded.last_poll, backlog = excluded.backlog, token_expires = excluded.token_expires, updated_at = excluded.updated_at`,
+		a.AccountID, a.State, a.Detail, lastErr, stamp(a.LastPoll), a.Backlog, stamp(a.TokenExpires), s.stamp())
+	if err != nil {
+		return fmt.Errorf("write account state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"inkorg/internal/settings"
+	"inkorg/internal/store"
+)
+
+// RawMessage makes a small message whose bytes differ by n.
+func RawMessage(n int) []byte {
+	return fmt.Appendf(nil, "From: a@example.com\r\nTo: m2m@contoso.example\r\nSubject: message %d\r\nMessage-ID: <%d@example.com>\r\n\r\nBody %d\r\n", n, n, n)
+}
+
+// NewMessage makes a batch entry for RawMessage(n) at uid.
+func NewMessage(n int, uid uint32, dest string) store.NewMessage {
+	raw := RawMessage(n)
+	sum := sha256.Sum256(raw)
+	return store.NewMessage{UID: uid, Raw: raw, Dest: dest, Meta: store.Message{
+		MessageID: fmt.Sprintf("%d@example.com", n), SHA256: hex.EncodeToString(sum[:]), From: "a@example.com", To: []string{"m2m@contoso.example"},
+		Subject: fmt.Sprintf("message %d", n), Date: time.Date(2026, 11, 22, 10, 0, n%60, 0, time.UTC),
+		Attachments: []store.Attachment{{Index: 0, Filename: "order.xml", ContentType: "application/xml", Size: 10, SHA256: "ab"}},
+		M2M:         &store.M2M{Kind: "purchase-order", XMLIndex: 0, PDFIndex: -1}}}
+}
+
+func batch(account int64, validity, last uint32, ms ...store.NewMessage) store.Batch {
+	return store.Batch{AccountID: account, Account: fmt.Sprintf("acct%d@contoso.example", account), Type: settings.TypeMonitorToMonitor,
+		Folder: "INBOX", UIDValidity: validity, LastUID: last, Messages: ms}
+}
+
+func testMail(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c, err := s.Cursor(ctx, 1, "INBOX")
+	must(t, err)
+	if c != (store.Cursor{}) {
+		t.Fatalf("new cursor %+v", c)
+	}
+	// A malformed batch writes nothing.
+	for _, b := range []store.Batch{batch(0, 7, 3), batch(1, 0, 3), batch(1, 7, 1, NewMessage(1, 2, ""))} {
+		if _, err := s.CommitBatch(ctx, b); !errors.Is(err, store.ErrBatch) {
+			t.Errorf("malformed batch %+v: %v", b, err)
+		}
+	}
+	got, err := s.CommitBatch(ctx, batch(1, 7, 3, NewMessage(1, 1, "inkorg/Processed"), NewMessage(2, 3, "inkorg/Processed")))
+	must(t, err)
+	if len(got) != 2 || got[0].Duplicate || got[1].Duplicate || !store.ValidMessageID(got[0].ID) || got[0].ID == got[1].ID {
+		t.Fatalf("committed %+v", got)
+	}
+	if c, _ = s.Cursor(ctx, 1, "INBOX"); c != (store.Cursor{UIDValidity: 7, LastUID: 3}) {
+		t.Errorf("cursor %+v", c)
+	}
+	// The same bytes again (a copy, or after a crash and a renumbering) are not a second message.
+	again, err := s.CommitBatch(ctx, batch(1, 7, 9, NewMessage(2, 9, "inkorg/Processed")))
+	must(t, err)
+	if !again[0].Duplicate || again[0].ID != got[1].ID {
+		t.Errorf("duplicate %+v", again)
+	}
+	// Another account may hold the same bytes.
+	other, err := s.CommitBatch(ctx, batch(2, 5, 1, NewMessage(2, 1, "")))
+	must(t, err)
+	if other[0].Duplicate {
+		t.Error("a message of another account counted as a duplicate")
+	}
+	// A different UIDVALIDITY needs a reset first.
+	if _, err := s.CommitBatch(ctx, batch(1, 8, 1, NewMessage(3, 1, ""))); !errors.Is(err, store.ErrUIDValidity) {
+		t.Errorf("UIDVALIDITY change: %v", err)
+	}
+
+	pm, err := s.PendingMoves(ctx, 1)
+	must(t, err)
+	if len(pm) != 3 || pm[0].UID != 1 || pm[2].UID != 9 || pm[0].Dest != "inkorg/Processed" {
+		t.Fatalf("pending %+v", pm)
+	}
+	must(t, s.MarkMoved(ctx, 1, "INBOX", 7, []uint32{1, 3}))
+	must(t, s.MarkMoved(ctx, 1, "INBOX", 7, []uint32{1})) // again: harmless
+	if pm, _ = s.PendingMoves(ctx, 1); len(pm) != 1 || pm[0].UID != 9 {
+		t.Errorf("pending after move %+v", pm)
+	}
+	if pm, _ = s.PendingMoves(ctx, 2); len(pm) != 0 {
+		t.Errorf("leave-in-place messages are pending moves: %+v", pm)
+	}
+
+	must(t, s.ResetCursor(ctx, 1, "INBOX", 8))
+	if c, _ = s.Cursor(ctx, 1, "INBOX"); c != (store.Cursor{UIDValidity: 8}) {
+		t.Errorf("reset cursor %+v", c)
+	}
+	_, err = s.CommitBatch(ctx, batch(1, 8, 1, NewMessage(3, 1, "")))
+	must(t, err)
+
+	// The ERP's side.
+	all, err := s.Messages(ctx, store.MessageQuery{})
+	must(t, err)
+	if len(all) != 4 || all[0].ID != got[0].ID || all[0].Seq >= all[1].Seq {
+		t.Fatalf("messages %+v", all)
+	}
+	m := all[0]
+	if m.Account != "acct1@contoso.example" || m.Type != settings.TypeMonitorToMonitor || m.Subject != "message 1" || m.To[0] != "m2m@contoso.example" ||
+		m.M2M == nil || m.M2M.Kind != "purchase-order" || len(m.Attachments) != 1 || m.Attachments[0].Filename != "order.xml" ||
+		!m.Date.Equal(time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)) || m.ReceivedAt.IsZero() || m.Size != int64(len(RawMessage(1))) || m.AckedAt != nil {
+		t.Errorf("message %+v", m)
+	}
+	page, _ := s.Messages(ctx, store.MessageQuery{After: all[0].Seq, Limit: 2})
+	if len(page) != 2 || page[0].ID != all[1].ID {
+		t.Errorf("page after %d: %+v", all[0].Seq, page)
+	}
+	if byAcct, _ := s.Messages(ctx, store.MessageQuery{Account: "ACCT2@contoso.example"}); len(byAcct) != 1 {
+		t.Errorf("by account: %d", len(byAcct))
+	}
+	if byType, _ := s.Messages(ctx, store.MessageQuery{Type: settings.TypeGeneral}); len(byType) != 0 {
+		t.Errorf("by type: %d", len(byType))
+	}
+	raw, err := s.Raw(ctx, m.ID)
+	must(t, err)
+	if string(raw) != string(RawMessage(1)) {
+		t.Errorf("raw %q", raw)
+	}
+	at, err := s.Ack(ctx, m.ID)
+	must(t, err)
+	at2, err := s.Ack(ctx, m.ID)
+	must(t, err)
+	if at.IsZero() || !at.Equal(at2) {
+		t.Errorf("ack times %v %v", at, at2)
+	}
+	if un, _ := s.Messages(ctx, store.MessageQuery{Unacked: true}); len(un) != 3 {
+		t.Errorf("unacked %d", len(un))
+	}
+	for _, f := range []func() error{
+		func() error { _, err := s.Message(ctx, "m_aaaaaaaaaaaaaaaaaaaa"); return err },
+		func() error { _, err := s.Raw(ctx, "m_aaaaaaaaaaaaaaaaaaaa"); return err },
+		func() error { _, err := s.Ack(ctx, "m_aaaaaaaaaaaaaaaaaaaa"); return err },
+	} {
+		if err := f(); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("missing message: %v", err)
+		}
+	}
+
+	// Workers' states.
+	st := store.AccountState{AccountID: 1, State: "paused", Detail: "authentication failed", Backlog: 3, LastPoll: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+		LastError: &store.ErrorRecord{Stage: "authenticate", Code: "IMAP NO", Summary: "refused", Actions: []string{"Add-MailboxPermission …"}}}
+	must(t, s.PutAccountState(ctx, st))
+	st.State = "idle"
+	must(t, s.PutAccountState(ctx, st))
+	states, err := s.AccountStates(ctx)
+	must(t, err)
+	if len(states) != 1 || states[0].State != "idle" || states[0].LastError == nil || states[0].LastError.Actions[0] != "Add-MailboxPermission …" ||
+		!states[0].LastPoll.Equal(st.LastPoll) || states[0].UpdatedAt.IsZero() {
+		t.Errorf("states %+v", states)
+	}
+}
+
+// testMailConcurrent commits batches of several accounts at once.
+func testMailConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for a := int64(1); a <= 4; a++ {
+		wg.Go(func() {
+			for i := 1; i <= 10; i++ {
+				_, err := s.CommitBatch(ctx, batch(a, 1, uint32(i), NewMessage(int(a)*100+i, uint32(i), "x")))
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	all, _ := s.Messages(ctx, store.MessageQuery{})
+	if len(all) != 40 {
+		t.Errorf("%d messages after 40 concurrent commits", len(all))
+	}
+	for a := int64(1); a <= 4; a++ {
+		if c, _ := s.Cursor(ctx, a, "INBOX"); c.LastUID != 10 {
+			t.Errorf("account %d cursor %+v", a, c)
+		}
+	}
+}
