@@ -1,0 +1,336 @@
+package mailparse
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	netmail "net/mail"
+	"net/textproto"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/mail"
+	mtextproto "github.com/emersion/go-message/textproto"
+)
+
+// singleFields may appear once (RFC 5322 §3.6, RFC 2045); for a repeated one the first is kept.
+func singleField(key string) bool {
+	switch key {
+	case "From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-Id", "In-Reply-To", "References",
+		"Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Mime-Version":
+		return true
+	}
+	return false
+}
+
+// readHeader reads the top-level header leniently: an mbox "From " line is skipped, a continuation
+// line without a field is ignored, 8-bit values that are not UTF-8 are read as windows-1252, and a line
+// that is not a header field ends the header and starts the body (returned as rest). It fails only
+// when there is no header field at all.
+func (p *parser) readHeader(br *bufio.Reader) (h mtextproto.Header, rest []byte, err error) {
+	budget := p.lim.MaxHeaderBytes
+	var key string
+	var val []byte
+	nfields := 0
+	seen := map[string]bool{}
+	flush := func() {
+		if key == "" {
+			return
+		}
+		v := p.toUTF8(unfold(val), "header "+key)
+		switch {
+		case singleField(key) && seen[key]:
+			p.problemf("header %s: repeated; the first is kept", key)
+		default:
+			seen[key] = true
+			h.Add(key, v)
+		}
+		nfields++
+		key, val = "", nil
+	}
+	for first := true; ; first = false {
+		line, over, rerr := readLine(br, &budget)
+		if over {
+			flush()
+			if nfields == 0 {
+				return h, nil, ErrNotAMessage
+			}
+			p.problemf("header: longer than %d bytes; the rest is read as body", p.lim.MaxHeaderBytes)
+			return h, line, nil
+		}
+		if len(line) == 0 && rerr != nil { // end of input: a header without body
+			flush()
+			if nfields == 0 {
+				return h, nil, ErrNotAMessage
+			}
+			p.problemf("header: not ended by an empty line")
+			return h, nil, nil
+		}
+		content := bytes.TrimRight(line, "\r\n")
+		if len(content) == 0 {
+			flush()
+			if nfields == 0 {
+				return h, nil, ErrNotAMessage
+			}
+			return h, nil, nil
+		}
+		if first && bytes.HasPrefix(line, []byte("From ")) {
+			p.problemf("header: leading mbox \"From \" line skipped")
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if key == "" {
+				p.problemf("header: continuation line without a field ignored")
+				continue
+			}
+			val = append(val, line...)
+			continue
+		}
+		if i := bytes.IndexByte(content, ':'); i > 0 && validKey(bytes.TrimRight(content[:i], " \t")) {
+			flush()
+			key = textproto.CanonicalMIMEHeaderKey(string(bytes.TrimRight(content[:i], " \t")))
+			val = append([]byte(nil), line[i+1:]...)
+			continue
+		}
+		flush()
+		if nfields == 0 {
+			return h, nil, ErrNotAMessage
+		}
+		p.problemf("header: malformed line %q ends the header; it is read as body", clip(string(content), 60))
+		return h, line, nil
+	}
+}
+
+// readLine returns the next line including its end of line, reading at most *budget bytes; over
+// reports that the budget ran out (line then holds what was read).
+func readLine(br *bufio.Reader, budget *int64) (line []byte, over bool, err error) {
+	for {
+		frag, e := br.ReadSlice('\n')
+		if int64(len(frag)) > *budget {
+			frag = frag[:*budget]
+			line = append(line, frag...)
+			*budget = 0
+			return line, true, nil
+		}
+		*budget -= int64(len(frag))
+		line = append(line, frag...)
+		if e == bufio.ErrBufferFull {
+			continue
+		}
+		return line, false, e
+	}
+}
+
+func validKey(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// unfold joins the lines of a folded field value with single spaces, as go-message does.
+func unfold(v []byte) string {
+	var b strings.Builder
+	for _, seg := range bytes.Split(v, []byte("\n")) {
+		seg = bytes.Trim(seg, " \t\r")
+		if len(seg) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.Write(seg)
+	}
+	return b.String()
+}
+
+// headerFields fills the message's header-derived fields from h.
+func (p *parser) headerFields(h mail.Header) {
+	m := p.msg
+	if v := h.Get("Message-Id"); v == "" {
+		p.problemf("header Message-ID: missing")
+	} else {
+		id, err := h.MessageID()
+		if err != nil || id == "" {
+			id = lenientMsgIDs(v)[0]
+			p.problemf("header Message-ID: malformed %q", clip(v, 80))
+		}
+		m.MessageID = id
+	}
+	if from := p.addresses(h, "From"); len(from) > 0 {
+		m.From = from[0]
+		if len(from) > 1 {
+			p.problemf("header From: %d addresses; the first is used", len(from))
+		}
+	} else {
+		p.problemf("header From: missing")
+	}
+	m.To = p.addresses(h, "To")
+	m.Cc = p.addresses(h, "Cc")
+	m.ReplyTo = p.addresses(h, "Reply-To")
+	m.Subject = p.decodeText(h.Get("Subject"), "header Subject")
+	m.InReplyTo = p.msgIDList(h, "In-Reply-To")
+	m.References = p.msgIDList(h, "References")
+
+	switch v := h.Get("Date"); {
+	case v == "":
+		p.problemf("header Date: missing")
+	default:
+		t, err := netmail.ParseDate(v)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, strings.TrimSpace(v)); err == nil {
+				p.problemf("header Date: %q is not RFC 5322; read as RFC 3339", clip(v, 80))
+			}
+		}
+		if err != nil {
+			p.problemf("header Date: unparseable %q", clip(v, 80))
+			break
+		}
+		m.Date = t
+	}
+}
+
+// addresses parses an address list; a malformed one is salvaged piece by piece.
+func (p *parser) addresses(h mail.Header, key string) []Address {
+	v := h.Get(key)
+	if v == "" {
+		return nil
+	}
+	list, err := h.AddressList(key)
+	if err == nil {
+		out := make([]Address, 0, len(list))
+		for _, a := range list {
+			out = append(out, Address{Name: a.Name, Address: a.Address})
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	}
+	p.problemf("header %s: malformed address list %q", key, clip(v, 120))
+	var out []Address
+	for _, piece := range strings.Split(v, ",") {
+		piece = strings.TrimSpace(piece)
+		if piece == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(piece); err == nil {
+			out = append(out, Address{Name: a.Name, Address: a.Address})
+			continue
+		}
+		var a Address
+		if i, j := strings.LastIndexByte(piece, '<'), strings.LastIndexByte(piece, '>'); i >= 0 && j > i {
+			a.Address = strings.TrimSpace(piece[i+1 : j])
+			a.Name = p.decodeText(strings.Trim(strings.TrimSpace(piece[:i]), `"`), "header "+key)
+		} else if strings.Contains(piece, "@") {
+			for _, f := range strings.Fields(piece) {
+				if strings.Contains(f, "@") {
+					a.Address = strings.Trim(f, `<>()"`)
+					break
+				}
+			}
+		} else {
+			a.Name = p.decodeText(piece, "header "+key)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (p *parser) msgIDList(h mail.Header, key string) []string {
+	v := h.Get(key)
+	if v == "" {
+		return nil
+	}
+	ids, err := h.MsgIDList(key)
+	if err == nil && len(ids) > 0 {
+		return ids
+	}
+	p.problemf("header %s: malformed %q", key, clip(v, 120))
+	out := lenientMsgIDs(v)
+	if len(out) == 1 && out[0] == "" {
+		return nil
+	}
+	return out
+}
+
+// lenientMsgIDs splits a broken msg-id list on blanks and commas and strips the angle brackets; it
+// returns at least one (possibly empty) element.
+func lenientMsgIDs(v string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' }) {
+		if f = strings.Trim(f, "<>"); f != "" {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	return out
+}
+
+// decodeText decodes RFC 2047 encoded words; an unknown charset keeps the raw text (and a Problem).
+func (p *parser) decodeText(s, where string) string {
+	if s == "" {
+		return ""
+	}
+	s = p.toUTF8(s, where)
+	dec := mime.WordDecoder{CharsetReader: charset.Reader}
+	out, err := dec.DecodeHeader(s)
+	if err != nil {
+		p.problemf("%s: %v; kept undecoded", where, err)
+		return s
+	}
+	return p.toUTF8(out, where)
+}
+
+// toUTF8 returns s unchanged when it is valid UTF-8, else reads it as windows-1252 (the usual charset of
+// unlabelled 8-bit mail) and records a Problem.
+func (p *parser) toUTF8(s, where string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	p.problemf("%s: 8-bit text that is not UTF-8, read as windows-1252", where)
+	return windows1252(s)
+}
+
+func windows1252(s string) string {
+	r, err := charset.Reader("windows-1252", strings.NewReader(s))
+	if err == nil {
+		if b, err := io.ReadAll(r); err == nil && utf8.Valid(b) {
+			return string(b)
+		}
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// problemf records a non-fatal oddity, up to Limits.MaxProblems.
+func (p *parser) problemf(format string, args ...any) {
+	switch n := len(p.msg.Problems); {
+	case n < p.lim.MaxProblems:
+		p.msg.Problems = append(p.msg.Problems, fmt.Sprintf(format, args...))
+	case n == p.lim.MaxProblems:
+		p.msg.Problems = append(p.msg.Problems, "further problems omitted")
+	}
+}
+
+// clip shortens s for a Problem text.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

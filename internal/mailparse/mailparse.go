@@ -1,0 +1,219 @@
+// Package mailparse reads one raw Internet message (RFC 5322 / MIME) once, streaming, and returns its
+// metadata: addresses, subject, date, message ids, size and SHA-256 of the raw bytes, the first text and
+// HTML bodies (decoded to UTF-8, truncated) and a list of attachments with their size and SHA-256. It
+// also recognises Monitor-to-Monitor (M2M) business documents (ClassifyM2M, see m2m.go).
+//
+// Parsing is built on github.com/emersion/go-message (textproto headers and multipart reader, the mail
+// header helpers, and its charset tables, so windows-1252, iso-8859-x, utf-8, quoted-printable and base64
+// all decode). The part tree is walked here rather than through mail.Reader so that every part gets a
+// stable IMAP-style path ("2.1"), attachments keep their exact bytes (no charset conversion of an XML or
+// TXT file), and malformed input degrades instead of failing.
+//
+// Rules:
+//   - Parse never holds an attachment in memory: attachments are hashed and counted while discarded,
+//     so a 30 MB attachment costs a few tens of KiB. Only the text and HTML bodies are kept, each up to
+//     Limits.MaxText bytes.
+//   - Malformed mail never panics and never fails as a whole: bad charsets, unknown transfer encodings,
+//     missing or broken boundaries, truncated bodies, 8-bit headers and unparseable fields are recorded in
+//     Message.Problems and parsing goes on. The only content error is ErrNotAMessage (no header at all);
+//     an error from the reader itself is returned wrapped.
+//   - Attachment numbering is the MIME order of the leaf parts that are not the chosen text/HTML body, so
+//     Extract(raw, n, w) finds exactly the part Parse listed as Attachments[n].
+package mailparse
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+)
+
+// ErrNotAMessage is returned by Parse and Extract when the input has no header at all (empty input, or a
+// first line that is not a header field).
+var ErrNotAMessage = errors.New("mailparse: not a message (no header)")
+
+// ErrNoSuchAttachment is returned (wrapped) by Extract when the message has no attachment with the index.
+var ErrNoSuchAttachment = errors.New("mailparse: no such attachment")
+
+// Limits bound what Parse keeps and how far it descends. A zero field takes its default (DefaultLimits).
+type Limits struct {
+	MaxText        int   // bytes of UTF-8 kept of TextBody and of HTMLBody (each); default 1 MiB
+	MaxHeaderBytes int64 // bytes of the top-level header; the rest is treated as body; default 1 MiB
+	MaxParts       int   // MIME parts walked; later parts are not listed; default 1000
+	MaxDepth       int   // multipart nesting; deeper multiparts are listed as one attachment; default 20
+	MaxProblems    int   // Problems kept; default 100
+}
+
+// DefaultLimits returns the limits used for zero fields and by Extract.
+func DefaultLimits() Limits {
+	return Limits{MaxText: 1 << 20, MaxHeaderBytes: 1 << 20, MaxParts: 1000, MaxDepth: 20, MaxProblems: 100}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxText <= 0 {
+		l.MaxText = d.MaxText
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxParts <= 0 {
+		l.MaxParts = d.MaxParts
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxProblems <= 0 {
+		l.MaxProblems = d.MaxProblems
+	}
+	return l
+}
+
+// Address is one mailbox: the address and the (RFC 2047 decoded) display name.
+type Address struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"`
+}
+
+// Attachment describes one leaf part that is not the message's text or HTML body.
+type Attachment struct {
+	Index       int    `json:"index"`            // 0-based, in MIME order; the n of Extract
+	Filename    string `json:"filename"`         // decoded (RFC 2047/2231) and sanitised; "" when the part has none
+	ContentType string `json:"contentType"`      // lower-case media type without parameters
+	Size        int64  `json:"size"`             // decoded bytes
+	SHA256      string `json:"sha256"`           // hex SHA-256 of the decoded bytes
+	Inline      bool   `json:"inline,omitempty"` // Content-Disposition: inline
+	PartPath    string `json:"partPath"`         // IMAP-style section ("1", "2.1") of the part
+}
+
+// Message is the metadata of one raw message.
+type Message struct {
+	MessageID     string       `json:"messageId"` // without <>; "" when absent
+	From          Address      `json:"from"`
+	To            []Address    `json:"to,omitempty"`
+	Cc            []Address    `json:"cc,omitempty"`
+	ReplyTo       []Address    `json:"replyTo,omitempty"`
+	Subject       string       `json:"subject"`
+	Date          time.Time    `json:"date"` // zero (and a Problem) when absent or unparseable
+	InReplyTo     []string     `json:"inReplyTo,omitempty"`
+	References    []string     `json:"references,omitempty"`
+	Size          int64        `json:"size"`   // raw bytes read
+	SHA256        string       `json:"sha256"` // hex SHA-256 of the raw bytes
+	TextBody      string       `json:"textBody,omitempty"`
+	TextTruncated bool         `json:"textTruncated,omitempty"`
+	HTMLBody      string       `json:"htmlBody,omitempty"`
+	HTMLTruncated bool         `json:"htmlTruncated,omitempty"`
+	Attachments   []Attachment `json:"attachments"`
+	Problems      []string     `json:"problems,omitempty"` // non-fatal oddities, in the order met
+}
+
+// Parse reads the raw message from r to its end and returns its metadata. Size and SHA256 cover every
+// byte read from r. See the package comment for how malformed input degrades.
+func Parse(r io.Reader, limits Limits) (*Message, error) {
+	h := sha256.New()
+	cr := &countingReader{r: io.TeeReader(r, h)}
+	p := newParser(limits.withDefaults(), -1, nil)
+	if err := p.run(cr); err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return nil, fmt.Errorf("mailparse: read message: %w", err)
+	}
+	if cr.err != nil {
+		return nil, fmt.Errorf("mailparse: read message: %w", cr.err)
+	}
+	p.msg.Size = cr.n
+	p.msg.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return p.msg, nil
+}
+
+// Extract streams the decoded bytes of attachment number index (as numbered by Parse) of the raw message
+// in r to w and returns its metadata. It stops reading r once the attachment is written. The error wraps
+// ErrNoSuchAttachment when there is no such attachment, ErrNotAMessage when r has no header, or the
+// reader's or writer's error.
+func Extract(r io.Reader, index int, w io.Writer) (Attachment, error) {
+	if index < 0 {
+		return Attachment{}, fmt.Errorf("mailparse: attachment %d: %w", index, ErrNoSuchAttachment)
+	}
+	cr := &countingReader{r: r}
+	p := newParser(DefaultLimits(), index, w)
+	if err := p.run(cr); err != nil {
+		return Attachment{}, err
+	}
+	if p.writeErr != nil {
+		return Attachment{}, fmt.Errorf("mailparse: write attachment %d: %w", index, p.writeErr)
+	}
+	if cr.err != nil {
+		return Attachment{}, fmt.Errorf("mailparse: read message: %w", cr.err)
+	}
+	if !p.found {
+		return Attachment{}, fmt.Errorf("mailparse: attachment %d (message has %d): %w",
+			index, len(p.msg.Attachments), ErrNoSuchAttachment)
+	}
+	return p.extracted, nil
+}
+
+// run parses the header and walks the body.
+func (p *parser) run(r io.Reader) error {
+	br := bufio.NewReader(r)
+	h, rest, err := p.readHeader(br)
+	if err != nil {
+		return err
+	}
+	var body io.Reader = br
+	if len(rest) > 0 {
+		body = io.MultiReader(newBytesReader(rest), br)
+	}
+	p.headerFields(mail.Header{Header: message.Header{Header: h}})
+	p.entity(h, body, "", 0, "text/plain")
+	return nil
+}
+
+// countingReader counts bytes and remembers the first error of the underlying reader (other than
+// io.EOF), so that a read failure is told apart from malformed content.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// hashCounter hashes and counts what is written to it.
+type hashCounter struct {
+	h hash.Hash
+	n int64
+}
+
+func (hc *hashCounter) Write(b []byte) (int, error) {
+	hc.n += int64(len(b))
+	return hc.h.Write(b)
+}
+
+// errWriter remembers the first error of w, so that a writer failure is told apart from a read failure.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
