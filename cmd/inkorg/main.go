@@ -61,6 +61,8 @@ Commands:
   demo       run the emulator and the service, seeded, working end to end
   settings   show, change and validate the e-mail settings (system, user, incoming, webshop, validate)
   doctor     check step by step that an account, a user or the webshop can reach Exchange
+  token      create, list and revoke the ERP's API bearer tokens
+  webhook    set, list and remove the webhook URL of each incoming type
   emulator   run a local Entra ID + Exchange Online emulator
   version    print the version and commit
 
@@ -119,6 +121,10 @@ func dispatch(e *env, args []string) error {
 		return cmdDemo(e, rest)
 	case "doctor":
 		return cmdDoctor(e, rest)
+	case "token":
+		return cmdToken(e, rest)
+	case "webhook":
+		return cmdWebhook(e, rest)
 	case "emulator":
 		if code := cmdEmulator(e.ctx, rest, e.stdout, e.stderr); code != 0 {
 			return exitCode(code)
