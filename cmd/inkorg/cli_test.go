@@ -237,6 +237,7 @@ func TestSettingsEndToEnd(t *testing.T) {
 	keep(c.check2(c.runIn(password, split("settings incoming set m2m@contoso.example --exchange-username m2m@contoso.example --exchange-password-file -")...), 0, "Saved"))
 	keep(c.want(0, split("settings validate"), "complete and valid"))
 	keep(c.want(0, split("settings system set --auth-flow client-secret")))
+	keep(c.want(2, split("settings system set --clear colour"), `unknown value "colour"`))
 	keep(c.want(1, split("settings incoming add --address invoices@contoso.example --type supplier-invoice --exchange-username inv"),
 		"User name (Exchange) is not used with the authentication flow Client secret"))
 	keep(c.want(0, split("settings incoming add --address invoices@contoso.example --type supplier-invoice --client-secret-file "+secretFile+" --client-secret-expires 2099-01-01")))
@@ -255,6 +256,10 @@ func TestSettingsEndToEnd(t *testing.T) {
 
 	r = keep(c.want(0, split("settings audit --limit 500"), "cli:tester", "system.clientSecret ", `"not set" → "set"`, `incoming[invoices@contoso.example].clientSecret`))
 	keep(c.want(0, split("settings audit --json --limit 1"), `"actor": "cli:tester"`))
+
+	// A secret can be removed (a dormant one, say, after a change of flow).
+	keep(c.want(0, split("settings system set --clear client-secret"), "to do: system.clientSecret"))
+	keep(c.want(0, split("settings system show --json"), `"clientSecret": "not set"`))
 
 	// No secret anywhere in what the commands printed, nor in the database files.
 	for _, r := range all {

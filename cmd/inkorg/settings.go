@@ -185,6 +185,7 @@ func systemSet(e *env, args []string) error {
 	passwordFile := f.String("password-file", "", "a file holding the Password (- for standard input)")
 	certFile := f.String("client-certificate-file", "", "the certificate flow: the certificate uploaded to the app registration (PEM)")
 	keyFile := f.String("client-key-file", "", "the certificate flow: the certificate's private key (PEM, unencrypted; - for standard input)")
+	clear := f.String("clear", "", "comma-separated values to remove: client-secret, client-certificate (with its key), password")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -244,6 +245,20 @@ func systemSet(e *env, args []string) error {
 	} {
 		if err := set(s.flag, s.field, s.apply); err != nil {
 			return err
+		}
+	}
+	if g["clear"] {
+		for _, n := range strings.Split(*clear, ",") {
+			switch strings.TrimSpace(n) {
+			case "client-secret":
+				sys.ClientSecret, sys.ClientSecretExpires = settings.Secret{}, settings.Date{}
+			case "client-certificate", "client-key":
+				sys.ClientCertificate, sys.ClientKey = "", settings.Secret{}
+			case "password":
+				sys.Password = settings.Secret{}
+			default:
+				return f.usageErr("--clear: unknown value %q; use client-secret, client-certificate or password", n)
+			}
 		}
 	}
 	if ps := settings.CheckSystem(sys, changed); ps.HasErrors() {

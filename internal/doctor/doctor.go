@@ -372,10 +372,16 @@ func (d *Doctor) userSteps(ctx context.Context, r *run, c settings.Config, e set
 	}
 	r.step("authenticate", func() (string, error) {
 		if m == settings.MethodExchangeOnline {
-			if err := conn.AuthenticateXOAUTH2(from, tok.Value()); err != nil {
+			// App-only: sign in as the mailbox sent from. Delegated: as the token's own user, who
+			// then sends as the From address (Send As).
+			user := from
+			if !id.AppOnly() {
+				user = id.Username
+			}
+			if err := conn.AuthenticateXOAUTH2(user, tok.Value()); err != nil {
 				return "", err
 			}
-			return "XOAUTH2 as " + from, nil
+			return "XOAUTH2 as " + user, nil
 		}
 		if e.ExchangeUsername.Value == "" {
 			return "no sign-in (no user name set)", nil
