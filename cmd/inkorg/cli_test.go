@@ -249,6 +249,12 @@ func TestSettingsEndToEnd(t *testing.T) {
 		t.Errorf("incoming show --json:\n%s", r.stdout)
 	}
 	keep(c.want(0, split("settings incoming set invoices@contoso.example --inherit client-secret"), "Saved"))
+	keep(c.want(1, split("settings incoming set invoices@contoso.example --processed-folder INBOX"), "must differ from the folder read"))
+	keep(c.want(0, split("settings incoming set invoices@contoso.example --processed-folder ERP/Done --poll-interval 2m"), "Saved"))
+	r = keep(c.want(0, split("settings incoming show invoices@contoso.example")))
+	if !regexp.MustCompile(`Folder for processed mail\s+ERP/Done\s+\(account\)`).MatchString(r.stdout) || !regexp.MustCompile(`Poll interval\s+2m0s`).MatchString(r.stdout) {
+		t.Errorf("incoming show:\n%s", r.stdout)
+	}
 	keep(c.want(0, split("settings incoming remove INVOICES@contoso.example"), "Saved"))
 	keep(c.want(1, split("settings incoming remove invoices@contoso.example"), "not found"))
 	keep(c.want(0, split("settings webshop show"), "according to user settings", "webshop@contoso.example"))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"inkorg/internal/settings"
 )
@@ -28,6 +29,9 @@ type accountFlags struct {
 	address, typ, username, passwordFile, available *string
 	clientID, tenantID, flow, secretFile, expires   *string
 	inherit                                         *string
+	folder, processed, failed                       *string
+	leave                                           *bool
+	poll                                            *time.Duration
 }
 
 func newAccountFlags(f *cmdFlags, withInherit bool) *accountFlags {
@@ -42,6 +46,11 @@ func newAccountFlags(f *cmdFlags, withInherit bool) *accountFlags {
 		flow:         f.String("auth-flow", "", "this account's own authentication flow (default: the system's)"),
 		secretFile:   f.String("client-secret-file", "", "a file holding this account's own client secret Value (- for standard input)"),
 		expires:      f.String("client-secret-expires", "", "the expiry date of this account's own client secret, YYYY-MM-DD"),
+		folder:       f.String("folder", "", "the folder read (default INBOX)"),
+		processed:    f.String("processed-folder", "", "where stored messages are moved (default "+settings.DefaultProcessedFolder+")"),
+		failed:       f.String("failed-folder", "", "where messages that cannot be read are moved (default "+settings.DefaultFailedFolder+")"),
+		leave:        f.Bool("leave-in-place", false, "do not move messages after storing them"),
+		poll:         f.Duration("poll-interval", 0, "how often to look for new mail when the server has no IDLE (default 1m, at least 10s)"),
 	}
 	if withInherit {
 		a.inherit = f.String("inherit", "", "comma-separated fields to inherit from the system settings again: client-id, tenant-id, auth-flow, client-secret")
@@ -100,6 +109,21 @@ func (af *accountFlags) apply(e *env, f *cmdFlags, a *settings.IncomingAccount) 
 			return nil, err
 		}
 		changed, a.ClientSecretExpires = append(changed, "clientSecretExpires"), &d
+	}
+	if g["folder"] {
+		changed, a.Folder = append(changed, "folder"), strings.TrimSpace(*af.folder)
+	}
+	if g["processed-folder"] {
+		changed, a.ProcessedFolder = append(changed, "processedFolder"), strings.TrimSpace(*af.processed)
+	}
+	if g["failed-folder"] {
+		changed, a.FailedFolder = append(changed, "failedFolder"), strings.TrimSpace(*af.failed)
+	}
+	if g["leave-in-place"] {
+		changed, a.LeaveInPlace = append(changed, "leaveInPlace"), *af.leave
+	}
+	if g["poll-interval"] {
+		changed, a.PollInterval = append(changed, "pollInterval"), *af.poll
 	}
 	if af.inherit != nil && g["inherit"] {
 		for _, n := range strings.Split(*af.inherit, ",") {
@@ -301,6 +325,12 @@ func incomingShow(e *env, args []string) error {
 	t.row("exchangeUsername", ea.ExchangeUsername.Value, ea.ExchangeUsername.Source, !ea.ExchangeUsername.NotApplicable)
 	t.row("exchangePassword", ea.ExchangePassword.Value.State(), ea.ExchangePassword.Source, !ea.ExchangePassword.NotApplicable)
 	printExchange(t, ea.Exchange)
+	m := ea.Mailbox
+	t.row("folder", m.Folder.Value, m.Folder.Source, true)
+	t.row("processedFolder", m.ProcessedFolder.Value, m.ProcessedFolder.Source, !m.ProcessedFolder.NotApplicable)
+	t.row("failedFolder", m.FailedFolder.Value, m.FailedFolder.Source, true)
+	t.row("leaveInPlace", yesNo(m.LeaveInPlace.Value), m.LeaveInPlace.Source, true)
+	t.row("pollInterval", (time.Duration(m.PollSeconds.Value) * time.Second).String(), m.PollSeconds.Source, true)
 	return t.flush()
 }
 

@@ -1,8 +1,13 @@
 // Package imapsource is inkorg's IMAP edge: it connects to Exchange Online (or any IMAP server) over
-// implicit TLS, signs in with SASL XOAUTH2 or with a user name and password, and opens mailboxes. It
+// implicit TLS, signs in with SASL XOAUTH2 or with a user name and password, opens mailboxes, and does
+// what the ingest worker needs: find new UIDs (SearchNewer), stream them with UID FETCH BODY.PEEK[]
+// (Fetch, never setting \Seen), move them on (Move, with a UIDPLUS-only fallback when MOVE is
+// missing), create folders (EnsureFolder) and wait for new mail with IDLE or NOOP polling (Wait). It
 // wraps go-imap v2's client behind a small API of ours, so that a fork or an upgrade of that (beta)
 // library stays in this package, and turns every refusal into a *diag.Error with Exchange's own words
 // and the remedy.
+//
+// A Conn runs one command at a time: its methods must not be called concurrently.
 package imapsource
 
 import (
@@ -13,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -29,6 +35,44 @@ type Config struct {
 	Timeout   time.Duration
 	Logger    *slog.Logger
 	Facts     diag.Facts // the IDs errors name
+
+	// SpoolDir holds the temporary files for message bodies larger than SpoolThreshold that Fetch
+	// has to buffer (empty: os.TempDir()). The files are named inkorg-spool-* and removed after use;
+	// any left there by a crash may be deleted while no Fetch runs.
+	SpoolDir string
+	// SpoolThreshold is the largest body Fetch buffers in memory (0: DefaultSpoolThreshold).
+	SpoolThreshold int64
+	// FetchBatch is the number of UIDs per UID FETCH command (0: DefaultFetchBatch).
+	FetchBatch int
+	// PollInterval is how often Wait sends NOOP when the server offers no IDLE (0:
+	// DefaultPollInterval).
+	PollInterval time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultSpoolThreshold = 1 << 20
+	DefaultFetchBatch     = 250
+	DefaultPollInterval   = 30 * time.Second
+)
+
+func (cfg *Config) setDefaults() {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.SpoolThreshold <= 0 {
+		cfg.SpoolThreshold = DefaultSpoolThreshold
+	}
+	if cfg.FetchBatch <= 0 {
+		cfg.FetchBatch = DefaultFetchBatch
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Conn is one signed-in (or about to be) IMAP connection.
@@ -37,13 +81,20 @@ type Conn struct {
 	raw     net.Conn
 	cfg     Config
 	timeout time.Duration
+
+	delim string // the server's hierarchy delimiter, once asked (EnsureFolder, Move)
+
+	// Written by go-imap's reader goroutine through the unilateral data handler, read by Wait.
+	mu      sync.Mutex
+	count   uint32        // messages in the selected mailbox, as far as EXISTS and EXPUNGE told
+	newMail bool          // an EXISTS raised count since SELECT or since Wait last reported it
+	wake    chan struct{} // poked (never blocking) on every EXISTS
+	active  *fetchState   // the running Fetch, for FETCH responses go-imap hands to the handler
 }
 
 // Dial connects and waits for the greeting. Errors are *diag.Error at the connect or TLS stage.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
+	cfg.setDefaults()
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return nil, &diag.Error{Stage: diag.StageConnect, Kind: diag.KindConfig, Code: "address", Summary: fmt.Sprintf("%q is not host:port", cfg.Addr), Err: err}
@@ -61,8 +112,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, dialError(err, cfg.Addr)
 	}
-	conn := &Conn{raw: raw, cfg: cfg, timeout: cfg.Timeout}
-	conn.c = imapclient.New(raw, &imapclient.Options{})
+	conn := &Conn{raw: raw, cfg: cfg, timeout: cfg.Timeout, wake: make(chan struct{}, 1)}
+	conn.c = imapclient.New(raw, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: conn.onMailbox,
+		Expunge: conn.onExpunge,
+		Fetch:   conn.onFetch,
+	}})
 	raw.SetDeadline(time.Now().Add(cfg.Timeout))
 	if err := conn.c.WaitGreeting(); err != nil {
 		raw.Close()
@@ -106,6 +161,10 @@ func (c *Conn) Capabilities() []string {
 	return out
 }
 
+// HasIDLE reports whether the server offers IDLE (RFC 2177, or IMAP4rev2), so that Wait idles
+// instead of polling.
+func (c *Conn) HasIDLE() bool { return c.c.Caps().Has(imap.CapIdle) }
+
 func (c *Conn) deadline() func() {
 	c.raw.SetDeadline(time.Now().Add(c.timeout))
 	return func() { c.raw.SetDeadline(time.Time{}) }
@@ -141,13 +200,16 @@ type Mailbox struct {
 	UIDNext     uint32
 }
 
-// Select opens a mailbox read-write.
+// Select opens a mailbox read-write. Wait counts new mail from the message count SELECT reports.
 func (c *Conn) Select(name string) (Mailbox, error) {
 	defer c.deadline()()
 	d, err := c.c.Select(name, nil).Wait()
 	if err != nil {
 		return Mailbox{}, c.imapError(diag.StageSelect, err)
 	}
+	c.mu.Lock()
+	c.count, c.newMail = d.NumMessages, false
+	c.mu.Unlock()
 	return Mailbox{Name: name, Messages: d.NumMessages, UIDValidity: d.UIDValidity, UIDNext: uint32(d.UIDNext)}, nil
 }
 
@@ -164,8 +226,15 @@ func (c *Conn) imapError(stage diag.Stage, err error) error {
 		Remedy: "inkorg reconnects by itself", Err: err}
 }
 
-// Close logs out (briefly) and closes the connection.
+// Close logs out (briefly) and closes the connection. A connection that is already closed (it
+// broke, or Fetch closed it) closes without error.
 func (c *Conn) Close() error {
+	select {
+	case <-c.c.Closed():
+		c.c.Close()
+		return nil
+	default:
+	}
 	c.raw.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = c.c.Logout().Wait()
 	return c.c.Close()

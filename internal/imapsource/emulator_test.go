@@ -1,0 +1,489 @@
+package imapsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"inkorg/internal/cloud"
+	"inkorg/internal/diag"
+	"inkorg/internal/emulator"
+	"inkorg/internal/emulator/exo"
+	"inkorg/internal/emulator/scenario"
+	"inkorg/internal/entra"
+	"inkorg/internal/settings"
+)
+
+const mbox = "m2m@contoso.example"
+
+// emu is an emulator with the default scenario and a way to sign in to its IMAP server.
+type emu struct {
+	e     *emulator.Emulator
+	cloud cloud.Endpoints
+	id    entra.Identity
+	p     *entra.Provider
+}
+
+func startEmulator(t testing.TB) *emu {
+	t.Helper()
+	e, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: scenario.Default(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	c, err := cloud.Load(e.InfoFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := e.Info()
+	var id entra.Identity
+	for _, a := range info.Apps {
+		if !a.PublicClient {
+			id = entra.Identity{TenantID: info.TenantID, ClientID: a.ClientID, Flow: settings.FlowClientSecret, Secret: settings.NewSecret(a.ClientSecret)}
+		}
+	}
+	return &emu{e: e, cloud: c, id: id, p: entra.New(entra.Config{Cloud: c})}
+}
+
+// connect signs in to mbox, selects INBOX and closes the connection at the end of the test.
+func (w *emu) connect(t testing.TB, edit func(*Config)) *Conn {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := w.p.Token(ctx, w.id, entra.PurposeIMAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Addr: w.cloud.IMAP, TLSConfig: w.cloud.TLSConfig(""), Timeout: 10 * time.Second, SpoolDir: t.TempDir()}
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.AuthenticateXOAUTH2(mbox, tok.Value()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (w *emu) store() *exo.MailStore { return w.e.Store() }
+
+// message is a raw RFC 5322 message of about size bytes.
+func message(i, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: supplier@example.net\r\nTo: %s\r\nSubject: message %d\r\nMessage-ID: <%d.test@example.net>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\n", mbox, i, i)
+	line := strings.Repeat("x", 76) + "\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return b.Bytes()
+}
+
+func deliver(t testing.TB, w *emu, folder string, n, size int) map[uint32][]byte {
+	t.Helper()
+	out := make(map[uint32][]byte, n)
+	for i := range n {
+		raw := message(i, size)
+		uid, err := w.store().Deliver(mbox, folder, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[uid] = raw
+	}
+	return out
+}
+
+func uidsOf(t testing.TB, w *emu, folder string) []uint32 {
+	t.Helper()
+	ms, err := w.store().Messages(mbox, folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint32
+	for _, m := range ms {
+		out = append(out, m.UID)
+	}
+	return out
+}
+
+func TestSearchAndFetchThousandInBatches(t *testing.T) {
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 1000, 2000)
+	c := w.connect(t, func(cfg *Config) { cfg.FetchBatch = 64 })
+
+	uids, err := c.SearchNewer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uids) != 1000 || !slices.IsSorted(uids) {
+		t.Fatalf("SearchNewer(0): %d UIDs, sorted %v", len(uids), slices.IsSorted(uids))
+	}
+	var got []uint32
+	err = c.Fetch(uids, func(m Fetched) error {
+		b, err := io.ReadAll(m.Body)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, want[m.UID]) {
+			return fmt.Errorf("UID %d: body differs (%d bytes, want %d)", m.UID, len(b), len(want[m.UID]))
+		}
+		if m.Size != int64(len(b)) || m.InternalDate.IsZero() {
+			return fmt.Errorf("UID %d: size %d, date %v", m.UID, m.Size, m.InternalDate)
+		}
+		got = append(got, m.UID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, uids) {
+		t.Fatalf("fetched %d messages, want %d in order", len(got), len(uids))
+	}
+	ms, _ := w.store().Messages(mbox, "INBOX")
+	for _, m := range ms {
+		if slices.Contains(m.Flags, `\Seen`) {
+			t.Fatalf("UID %d is \\Seen after BODY.PEEK[]", m.UID)
+		}
+	}
+
+	// The cursor: only UIDs above it, and "n:*" never brings back the highest message.
+	for _, tt := range []struct {
+		last uint32
+		want int
+	}{{uids[499], 500}, {uids[998], 1}, {uids[999], 0}, {uids[999] + 100, 0}} {
+		got, err := c.SearchNewer(tt.last)
+		if err != nil || len(got) != tt.want {
+			t.Errorf("SearchNewer(%d) = %d UIDs, %v; want %d", tt.last, len(got), err, tt.want)
+		}
+	}
+	// A UID that no longer exists is skipped.
+	n := 0
+	if err := c.Fetch([]uint32{uids[0], uids[999] + 5}, func(Fetched) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("Fetch with a missing UID: %d calls, %v", n, err)
+	}
+}
+
+// TestFetchLargeMessageMemory streams a 5 MB message and checks that the process did not allocate
+// anything like its size (the emulator, in the same process, holds it already).
+func TestFetchLargeMessageMemory(t *testing.T) {
+	w := startEmulator(t)
+	raw := message(1, 5<<20)
+	uid, err := w.store().Deliver(mbox, "INBOX", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := w.connect(t, nil)
+	wantSum := sha256.Sum256(raw)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var sum []byte
+	err = c.Fetch([]uint32{uid}, func(m Fetched) error {
+		h := sha256.New()
+		if _, err := io.Copy(h, m.Body); err != nil {
+			return err
+		}
+		sum = h.Sum(nil)
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sum, wantSum[:]) {
+		t.Fatal("body differs")
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2<<20 {
+		t.Fatalf("fetching a 5 MB message allocated %d bytes", alloc)
+	} else {
+		t.Logf("fetching a 5 MB message allocated %d KiB in the whole process", alloc>>10)
+	}
+}
+
+func TestFetchDropMidFetch(t *testing.T) {
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 60, 3000)
+	c := w.connect(t, func(cfg *Config) { cfg.FetchBatch = 25 })
+	uids, err := c.SearchNewer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 37 // in the second batch
+	w.e.IMAP().SetFaults(exo.IMAPFaults{DropAfterFetch: n})
+	var complete []uint32
+	err = c.Fetch(uids, func(m Fetched) error {
+		b, err := io.ReadAll(m.Body)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, want[m.UID]) {
+			return fmt.Errorf("UID %d: partial body", m.UID)
+		}
+		complete = append(complete, m.UID)
+		return nil
+	})
+	e := diag.As(err)
+	if e == nil || e.Kind != diag.KindTransient || e.Stage != StageFetch {
+		t.Fatalf("Fetch after a drop = %v (%#v), want a transient fetch error", err, e)
+	}
+	if !slices.Equal(complete, uids[:n]) {
+		t.Fatalf("fn completed %d messages, want exactly the first %d", len(complete), n)
+	}
+	select {
+	case <-c.c.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open")
+	}
+	// A new connection finishes the job (the fault is one-shot).
+	c2 := w.connect(t, nil)
+	rest := 0
+	if err := c2.Fetch(uids[n:], func(m Fetched) error { rest++; _, err := io.Copy(io.Discard, m.Body); return err }); err != nil || rest != len(uids)-n {
+		t.Fatalf("after reconnect: %d messages, %v", rest, err)
+	}
+}
+
+func TestFetchCallbackErrorStops(t *testing.T) {
+	w := startEmulator(t)
+	deliver(t, w, "INBOX", 20, 1000)
+	c := w.connect(t, nil)
+	uids, _ := c.SearchNewer(0)
+	boom := errors.New("disk full")
+	calls := 0
+	err := c.Fetch(uids, func(m Fetched) error {
+		calls++
+		if calls == 5 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || calls != 5 {
+		t.Fatalf("Fetch = %v after %d calls, want the callback's error after 5", err, calls)
+	}
+}
+
+func TestMove(t *testing.T) {
+	w := startEmulator(t)
+	deliver(t, w, "INBOX", 300, 500)
+	c := w.connect(t, nil)
+	if err := c.EnsureFolder("inkorg/processed"); err != nil {
+		t.Fatal(err)
+	}
+	uids, err := c.SearchNewer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Move(uids, "inkorg/processed"); err != nil {
+		t.Fatal(err)
+	}
+	if left := uidsOf(t, w, "INBOX"); len(left) != 0 {
+		t.Fatalf("INBOX still has %d messages", len(left))
+	}
+	if moved := uidsOf(t, w, "inkorg/processed"); len(moved) != 300 {
+		t.Fatalf("processed has %d messages, want 300", len(moved))
+	}
+	if got, err := c.SearchNewer(0); err != nil || len(got) != 0 {
+		t.Fatalf("SearchNewer after Move = %v, %v", got, err)
+	}
+	// A retry after a crash: the UIDs are gone, which is fine.
+	if err := c.Move(uids, "inkorg/processed"); err != nil {
+		t.Fatalf("Move of moved UIDs: %v", err)
+	}
+	if err := c.Move(uids[:10], "inkorg/processed"); err != nil {
+		t.Fatalf("Move of moved UIDs: %v", err)
+	}
+	if moved := uidsOf(t, w, "inkorg/processed"); len(moved) != 300 {
+		t.Fatalf("processed has %d messages after the retries, want 300", len(moved))
+	}
+	// A missing folder is the caller's (config) problem, not a silent success.
+	more := deliver(t, w, "INBOX", 1, 100)
+	if got, err := c.Wait(context.Background(), 0); err != nil || !got { // NOOP: the session learns of it
+		t.Fatalf("Wait(0) = %v, %v", got, err)
+	}
+	for uid := range more {
+		if err := c.Move([]uint32{uid}, "no/such/folder"); diag.As(err) == nil || diag.As(err).Kind == diag.KindTransient {
+			t.Fatalf("Move to a missing folder = %v", err)
+		}
+	}
+}
+
+func TestEnsureFolder(t *testing.T) {
+	w := startEmulator(t)
+	c := w.connect(t, nil)
+	for _, name := range []string{"inkorg/processed", "inkorg/failed", "inkorg/processed", "archive", "archive", "a/b/c/d"} {
+		if err := c.EnsureFolder(name); err != nil {
+			t.Fatalf("EnsureFolder(%q): %v", name, err)
+		}
+	}
+	fs, err := w.store().Folders(mbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	for _, want := range []string{"inkorg/processed", "inkorg/failed", "archive", "a/b/c/d"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("folder %q missing in %v", want, names)
+		}
+	}
+	// A second connection (fresh delimiter lookup) finds them.
+	c2 := w.connect(t, nil)
+	if err := c2.EnsureFolder("inkorg/processed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "a//b", "/a", "a*", "50%"} {
+		if e := diag.As(c.EnsureFolder(bad)); e == nil || e.Kind != diag.KindConfig {
+			t.Errorf("EnsureFolder(%q) = %v, want a config error", bad, e)
+		}
+	}
+}
+
+func TestWaitIdle(t *testing.T) {
+	w := startEmulator(t)
+	c := w.connect(t, nil)
+	if !c.HasIDLE() {
+		t.Fatal("the emulator offers IDLE")
+	}
+	ctx := context.Background()
+
+	// Nothing arrives: false after max.
+	start := time.Now()
+	got, err := c.Wait(ctx, 300*time.Millisecond)
+	if err != nil || got {
+		t.Fatalf("Wait with no mail = %v, %v", got, err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("Wait with no mail took %v", d)
+	}
+
+	// A delivery from another goroutine wakes it promptly.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(100 * time.Millisecond)
+		w.store().Deliver(mbox, "INBOX", message(1, 100))
+	}()
+	start = time.Now()
+	got, err = c.Wait(ctx, 20*time.Second)
+	wg.Wait()
+	if err != nil || !got {
+		t.Fatalf("Wait with a delivery = %v, %v", got, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Wait noticed the delivery after %v", d)
+	}
+	// The commands still work after DONE, and the news is reported once.
+	if uids, err := c.SearchNewer(0); err != nil || len(uids) != 1 {
+		t.Fatalf("SearchNewer after Wait = %v, %v", uids, err)
+	}
+	if got, err := c.Wait(ctx, 100*time.Millisecond); err != nil || got {
+		t.Fatalf("second Wait = %v, %v", got, err)
+	}
+
+	// Mail that arrived between commands (announced with a NOOP/FETCH reply) is reported at once.
+	w.store().Deliver(mbox, "INBOX", message(2, 100))
+	if _, err := c.SearchNewer(0); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if got, err := c.Wait(ctx, 10*time.Second); err != nil || !got || time.Since(start) > 3*time.Second {
+		t.Fatalf("Wait after an announced delivery = %v, %v after %v", got, err, time.Since(start))
+	}
+
+	// Moving our own messages away is not new mail.
+	uids, _ := c.SearchNewer(0)
+	if err := c.EnsureFolder("done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Move(uids, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Wait(ctx, 200*time.Millisecond); err != nil || got {
+		t.Fatalf("Wait after Move = %v, %v", got, err)
+	}
+
+	// ctx ends the wait.
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Wait(cctx, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with an ending ctx = %v", err)
+	}
+}
+
+func TestWaitConnectionDrops(t *testing.T) {
+	w := startEmulator(t)
+	c := w.connect(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Wait(context.Background(), time.Minute)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // let IDLE start; the test holds either way
+	w.e.Close()
+	select {
+	case err := <-done:
+		if e := diag.As(err); e == nil || e.Kind != diag.KindTransient {
+			t.Fatalf("Wait on a dropped connection = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not notice the dropped connection")
+	}
+}
+
+func TestThrottled(t *testing.T) {
+	w := startEmulator(t)
+	deliver(t, w, "INBOX", 3, 100)
+	c := w.connect(t, nil)
+	uids, err := c.SearchNewer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.e.IMAP().SetFaults(exo.IMAPFaults{Throttle: 30 * time.Second})
+	defer w.e.IMAP().SetFaults(exo.IMAPFaults{})
+	for name, f := range map[string]func() error{
+		"search": func() error { _, err := c.SearchNewer(0); return err },
+		"fetch":  func() error { return c.Fetch(uids, func(Fetched) error { return nil }) },
+		"move":   func() error { return c.Move(uids, "elsewhere") },
+		"folder": func() error { return c.EnsureFolder("x/y") },
+		"wait":   func() error { _, err := c.Wait(context.Background(), time.Second); return err },
+	} {
+		e := diag.As(f())
+		if e == nil || e.Kind != diag.KindThrottled || e.RetryAfterMS <= 0 || e.RetryAfterMS > 30000 {
+			t.Errorf("%s while throttled = %v", name, e)
+		}
+	}
+}
+
+func TestStalledServer(t *testing.T) {
+	w := startEmulator(t)
+	c := w.connect(t, func(cfg *Config) { cfg.Timeout = 300 * time.Millisecond })
+	w.e.IMAP().SetFaults(exo.IMAPFaults{Stall: 5 * time.Second})
+	defer w.e.IMAP().SetFaults(exo.IMAPFaults{})
+	start := time.Now()
+	_, err := c.SearchNewer(0)
+	if e := diag.As(err); e == nil || e.Kind != diag.KindTransient || e.Code != "timeout" {
+		t.Fatalf("SearchNewer on a stalled server = %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}

@@ -1,0 +1,453 @@
+package imapsource
+
+import (
+	"errors"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"inkorg/internal/diag"
+)
+
+// SearchNewer returns the UIDs above lastUID in the selected mailbox, ascending (UID SEARCH UID
+// lastUID+1:*). "n:*" always matches the highest message even when its UID is below n, so that one
+// is dropped here.
+func (c *Conn) SearchNewer(lastUID uint32) ([]uint32, error) {
+	if lastUID == math.MaxUint32 {
+		return nil, nil
+	}
+	var data *imap.SearchData
+	err := c.guard(StageSearch, "UID SEARCH", func() error {
+		var err error
+		data, err = c.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{{Start: imap.UID(lastUID + 1), Stop: 0}}}}, nil).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []uint32
+	for _, u := range data.AllUIDs() {
+		if uint32(u) > lastUID {
+			out = append(out, uint32(u))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Fetched is one message as Fetch hands it over.
+type Fetched struct {
+	UID uint32
+	// Size is RFC822.SIZE as the server reports it (Exchange's is known to differ from the length of
+	// the body at times; the body's own length is what Body yields). When a server leaves it out, it
+	// is the body's length.
+	Size         int64
+	InternalDate time.Time // zero when the server left it out
+	// Body is the raw message (RFC 5322 bytes, unchanged). It is valid only during the call to fn.
+	// A read error from Body is a transient *diag.Error (the connection broke in the middle of the
+	// message): fn must then return an error and must not keep what it read.
+	Body io.Reader
+}
+
+// Fetch fetches the given UIDs of the selected mailbox with UID FETCH (UID RFC822.SIZE INTERNALDATE
+// BODY.PEEK[]) in batches of Config.FetchBatch, and calls fn once per message, one call at a time, in
+// the server's order (a message whose body had to be spooled, see below, may come after the one
+// that followed it). BODY.PEEK never sets \Seen. UIDs that no longer exist are skipped (fn is not
+// called for them).
+//
+// Bodies are streamed: when the server sends UID, RFC822.SIZE and INTERNALDATE before the body (in
+// the order they are asked for, as Dovecot and go-imap's server, hence the emulator, do), Body reads the
+// literal straight off the connection and nothing is buffered here. A server that sends any of them
+// after the body makes buffering necessary (the body cannot be bound to its UID before the end of
+// the response): such a body is spooled, in memory up to Config.SpoolThreshold and in a temporary
+// file in Config.SpoolDir beyond that. At most two spooled bodies exist at any time (one being read
+// by fn, one arriving), so memory stays under about 2 × SpoolThreshold plus go-imap's small buffers,
+// whatever the message sizes.
+//
+// If fn returns an error, Fetch stops and returns it; the connection is then closed (the rest of the
+// batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
+// connection dropped or stalled (no progress for Config.Timeout) mid-FETCH returns a transient
+// *diag.Error at stage "fetch"; fn has then returned nil only for complete messages. Throttling
+// returns a *diag.Error of kind throttled with RetryAfterMS.
+func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	var all imap.UIDSet
+	var batches []imap.UIDSet
+	for i := 0; i < len(uids); i += c.cfg.FetchBatch {
+		var set imap.UIDSet
+		for _, u := range uids[i:min(i+c.cfg.FetchBatch, len(uids))] {
+			set.AddNum(imap.UID(u))
+			all.AddNum(imap.UID(u))
+		}
+		batches = append(batches, set)
+	}
+	st := &fetchState{want: all, delivered: make(map[uint32]bool, len(uids)), late: make(chan lateMsg),
+		abort: make(chan struct{}), sem: make(chan struct{}, 1)}
+	st.progress.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.active = st
+	c.mu.Unlock()
+
+	// The pump sends the UID FETCH commands one after the other and hands their messages over one
+	// at a time, waiting until the loop below is done with each (go-imap discards a message's unread
+	// data when the next one is taken), so that the loop can also listen to late messages and to the
+	// stall timer. The next command is not sent ahead: Dovecot runs pipelined FETCHes in parallel and
+	// may send the second one's data before the first one's completion, while go-imap's reader
+	// waits for each literal to be consumed, which would deadlock.
+	msgs := make(chan *imapclient.FetchMessageData)
+	next := make(chan struct{})
+	cmdDone := make(chan error, 1)
+	go func() {
+		var cmdErr error
+		defer close(msgs)
+		defer func() { cmdDone <- cmdErr }()
+		opts := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+		for _, set := range batches {
+			cmd := c.c.Fetch(set, opts)
+			aborted := false
+			for m := cmd.Next(); m != nil; m = cmd.Next() {
+				select {
+				case msgs <- m:
+				case <-st.abort:
+					aborted = true
+				}
+				if !aborted {
+					select {
+					case <-next:
+					case <-st.abort:
+						aborted = true
+					}
+				}
+				if aborted {
+					break
+				}
+			}
+			if err := cmd.Close(); err != nil || aborted {
+				cmdErr = err
+				return
+			}
+		}
+	}()
+
+	stall := time.NewTimer(c.timeout)
+	defer stall.Stop()
+	var (
+		drained chan struct{} // closed when the commands are done and every late message handed over
+		err     error
+	)
+loop:
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				c.mu.Lock()
+				c.active = nil
+				c.mu.Unlock()
+				drained = make(chan struct{})
+				go func() { st.wg.Wait(); close(drained) }()
+				break
+			}
+			if err = c.fetchOne(st, m, fn); err != nil {
+				break loop
+			}
+			next <- struct{}{}
+		case lm := <-st.late:
+			err = c.deliverLate(st, lm, fn)
+			if err != nil {
+				break loop
+			}
+		case <-drained:
+			break loop
+		case <-stall.C:
+			if idle := time.Since(time.Unix(0, st.progress.Load())); idle < c.timeout {
+				stall.Reset(c.timeout - idle)
+				continue
+			}
+			err = c.stallError(StageFetch, "UID FETCH", errors.New("no FETCH data"))
+			break loop
+		}
+		stall.Reset(c.timeout)
+	}
+
+	if err == nil {
+		if cerr := <-cmdDone; cerr != nil {
+			return c.imapError(StageFetch, cerr)
+		}
+		return nil
+	}
+	// Stop: close the connection rather than read the rest of the batch, let the pump and the
+	// handlers finish (every pending read fails at once), and leave no goroutine behind.
+	close(st.abort)
+	c.raw.Close()
+	wait := time.NewTimer(c.timeout)
+	defer wait.Stop()
+	select {
+	case <-cmdDone:
+	case <-wait.C:
+		// Only a go-imap reader stuck on a literal nobody reads could cause this; leave the
+		// goroutines rather than hang the caller.
+		c.cfg.Logger.Warn("imapsource: FETCH did not wind down after the connection was closed", "addr", c.cfg.Addr)
+		return err
+	}
+	c.c.Close()
+	c.mu.Lock()
+	if c.active == st {
+		c.active = nil
+	}
+	c.mu.Unlock()
+	st.wg.Wait()
+	return err
+}
+
+// fetchState is one running Fetch (all its UID FETCH commands), shared with the unilateral FETCH
+// handler (onFetch).
+//
+// go-imap (beta.8) routes a FETCH response to the FetchCommand only when the UID comes before the
+// first literal; otherwise it hands the message to Options.UnilateralDataHandler.Fetch in a new
+// goroutine. onFetch spools such a body and passes it to the Fetch loop through late. One handler
+// spools at a time (sem); while it holds sem, go-imap's reader waits for the next literal to be
+// consumed, which bounds memory. A handler registers in wg before it reads its literal, and go-imap
+// reads the tagged completion only after that literal, so when the last command is done every
+// handler is counted.
+type fetchState struct {
+	want      imap.UIDSet
+	delivered map[uint32]bool // touched by the Fetch goroutine only
+	late      chan lateMsg
+	abort     chan struct{}
+	sem       chan struct{}
+	wg        sync.WaitGroup
+	progress  atomic.Int64 // unix nanos of the last byte spooled by a handler
+}
+
+// lateMsg is a message that came through the unilateral handler: complete and spooled, or an error.
+type lateMsg struct {
+	f   Fetched
+	sp  *spool
+	err error
+}
+
+// fetchOne handles a message that go-imap routed to the command (its UID came before the body).
+func (c *Conn) fetchOne(st *fetchState, m *imapclient.FetchMessageData, fn func(Fetched) error) error {
+	var (
+		f                  Fetched
+		haveSize, haveDate bool
+		sp                 *spool
+		gotBody            bool
+	)
+	defer func() { sp.close() }()
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			f.UID = uint32(it.UID)
+		case imapclient.FetchItemDataRFC822Size:
+			f.Size, haveSize = it.Size, true
+		case imapclient.FetchItemDataInternalDate:
+			f.InternalDate, haveDate = it.Time, true
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil || gotBody {
+				continue // go-imap's Next discards it
+			}
+			gotBody = true
+			if f.UID != 0 && haveSize && haveDate {
+				if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
+					continue
+				}
+				body := &bodyReader{r: it.Literal, left: it.Literal.Size(), c: c}
+				f.Body = body
+				err := fn(f)
+				if body.err != nil {
+					c.awaitReaderExit()
+					return body.err
+				}
+				if err != nil {
+					return err
+				}
+				st.delivered[f.UID] = true
+				continue
+			}
+			var err error
+			if sp, err = newSpool(it.Literal, it.Literal.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir); err != nil {
+				return c.spoolFailed(err)
+			}
+		}
+	}
+	if sp == nil {
+		return nil // no body (a flags update, or already streamed)
+	}
+	if !haveSize {
+		f.Size = sp.size
+	}
+	return c.deliver(st, f, sp, fn)
+}
+
+// deliverLate hands over a message that came through the unilateral handler.
+func (c *Conn) deliverLate(st *fetchState, lm lateMsg, fn func(Fetched) error) error {
+	defer lm.sp.close()
+	if lm.err != nil {
+		return lm.err
+	}
+	return c.deliver(st, lm.f, lm.sp, fn)
+}
+
+func (c *Conn) deliver(st *fetchState, f Fetched, sp *spool, fn func(Fetched) error) error {
+	if f.UID == 0 || st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
+		return nil
+	}
+	f.Body = sp.reader()
+	if err := fn(f); err != nil {
+		return err
+	}
+	st.delivered[f.UID] = true
+	return nil
+}
+
+// onFetch receives the FETCH responses go-imap did not route to a command: flag updates, and the
+// messages whose UID came after the body (see fetchState). It runs in its own goroutine and must
+// consume every item, or go-imap's reader would wait forever.
+func (c *Conn) onFetch(m *imapclient.FetchMessageData) {
+	var (
+		st       *fetchState
+		f        Fetched
+		haveSize bool
+		sp       *spool
+		err      error
+	)
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			f.UID = uint32(it.UID)
+		case imapclient.FetchItemDataRFC822Size:
+			f.Size, haveSize = it.Size, true
+		case imapclient.FetchItemDataInternalDate:
+			f.InternalDate = it.Time
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil || st != nil {
+				continue
+			}
+			c.mu.Lock()
+			st = c.active
+			if st != nil {
+				st.wg.Add(1)
+			}
+			c.mu.Unlock()
+			if st == nil {
+				continue // no Fetch running: discarded by Next
+			}
+			select {
+			case st.sem <- struct{}{}:
+			case <-st.abort:
+				st.wg.Done()
+				st = nil
+				continue
+			}
+			sp, err = newSpool(&progressReader{r: it.Literal, p: &st.progress}, it.Literal.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir)
+			if err != nil {
+				err = c.spoolFailed(err)
+			}
+		}
+	}
+	if st == nil {
+		return
+	}
+	defer st.wg.Done()
+	defer func() { <-st.sem }()
+	if err == nil && (f.UID == 0 || !st.want.Contains(imap.UID(f.UID))) {
+		sp.close() // not ours
+		return
+	}
+	if err == nil && !haveSize {
+		f.Size = sp.size
+	}
+	select {
+	case st.late <- lateMsg{f: f, sp: sp, err: err}:
+	case <-st.abort:
+		sp.close()
+	}
+}
+
+// spoolFailed turns an error while spooling a body into a *diag.Error: a local write failure names
+// the spool directory, anything else is the connection breaking.
+func (c *Conn) spoolFailed(err error) error {
+	var se *spoolError
+	if errors.As(err, &se) {
+		return &diag.Error{Stage: StageFetch, Kind: diag.KindTransient, Code: "spool",
+			Summary: "a message body could not be written to the spool directory: " + se.err.Error(),
+			Remedy:  "check that the spool directory exists, is writable and has free space", Err: err}
+	}
+	c.awaitReaderExit()
+	return c.brokenError(StageFetch, err)
+}
+
+// awaitReaderExit waits until go-imap's reader goroutine has stopped, after a literal ended early.
+// go-imap lets its reader go on as soon as a literal read fails, and discards the rest of that
+// literal later by reading it again, from the same buffered reader: both must not run at once. The
+// connection is broken by then, so the reader stops on its own; the timeout is a safety net.
+func (c *Conn) awaitReaderExit() {
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-c.c.Closed():
+		return
+	case <-t.C:
+	}
+	c.raw.Close()
+	<-c.c.Closed()
+}
+
+// bodyReader streams a literal to fn and turns an early end (go-imap's literal reader reports a
+// dropped connection as a plain io.EOF) into a transient *diag.Error.
+type bodyReader struct {
+	r    io.Reader
+	left int64
+	c    *Conn
+	err  error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	switch {
+	case err == io.EOF && b.left > 0:
+		err = io.ErrUnexpectedEOF
+	case err == io.EOF || (err == nil && b.left == 0):
+		return n, nil
+	}
+	if err != nil {
+		b.err = b.c.brokenError(StageFetch, err)
+		return n, b.err
+	}
+	return n, nil
+}
+
+// progressReader records when bytes last arrived, for the stall timer.
+type progressReader struct {
+	r io.Reader
+	p *atomic.Int64
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if n > 0 {
+		r.p.Store(time.Now().UnixNano())
+	}
+	return n, err
+}

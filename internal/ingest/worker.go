@@ -1,0 +1,301 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"inkorg/internal/diag"
+	"inkorg/internal/imapsource"
+	"inkorg/internal/settings"
+	"inkorg/internal/store"
+)
+
+// worker reads one account.
+type worker struct {
+	cfg   *Config
+	t     Target
+	log   *slog.Logger
+	state store.AccountState
+}
+
+func newWorker(cfg *Config, sys settings.System, a settings.IncomingAccount) *worker {
+	return &worker{cfg: cfg, t: Target{System: sys, Account: a, Eff: settings.ResolveAccount(sys, a)},
+		log:   cfg.Logger.With("account", a.Address, "account_id", a.ID),
+		state: store.AccountState{AccountID: a.ID}}
+}
+
+// report records the worker's state for the dashboard.
+func (w *worker) report(ctx context.Context, state, detail string, err error) {
+	w.state.State, w.state.Detail = state, detail
+	if err != nil {
+		w.state.LastError = record(err, w.cfg.Clock())
+	}
+	if perr := w.cfg.Store.PutAccountState(context.WithoutCancel(ctx), w.state); perr != nil {
+		w.log.Error("recording the worker's state failed", "err", perr)
+	}
+}
+
+func record(err error, now time.Time) *store.ErrorRecord {
+	e := diag.As(err)
+	if e == nil {
+		return &store.ErrorRecord{At: now, Stage: "internal", Kind: string(diag.KindTransient), Summary: err.Error()}
+	}
+	return &store.ErrorRecord{At: now, Stage: string(e.Stage), Kind: string(e.Kind), Code: e.Code, Summary: e.Summary, Remedy: e.Remedy,
+		Actions: e.Actions, Server: e.Server, TraceID: e.TraceID}
+}
+
+// run reads the account until ctx ends: sessions, with backoff between them, or a pause on a
+// configuration problem.
+func (w *worker) run(ctx context.Context) {
+	if ps := settings.CheckAccount(w.t.System, w.t.Account, nil).Errors(); len(ps) > 0 {
+		err := &diag.Error{Stage: diag.StageSettings, Kind: diag.KindConfig, Code: "settings", Summary: ps[0].Message, Remedy: "correct " + ps[0].Path}
+		w.pause(ctx, err)
+		return
+	}
+	backoff := w.cfg.MinBackoff
+	for ctx.Err() == nil {
+		progressed, err := w.session(ctx)
+		if ctx.Err() != nil {
+			w.report(ctx, "stopped", "", nil)
+			return
+		}
+		if progressed {
+			backoff = w.cfg.MinBackoff
+		}
+		e := diag.As(err)
+		var wait time.Duration
+		switch {
+		case e != nil && e.Kind == diag.KindConfig:
+			w.pause(ctx, err)
+			return
+		case e != nil && e.Kind == diag.KindThrottled:
+			wait = max(time.Duration(e.RetryAfterMS)*time.Millisecond, time.Second)
+		default:
+			// Full jitter: a thousand workers that lost the same server do not come back in step.
+			wait = backoff/2 + rand.N(backoff/2+1)
+			backoff = min(backoff*2, w.cfg.MaxBackoff)
+		}
+		w.log.Warn("mailbox session ended; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
+		w.report(ctx, "backoff", fmt.Sprintf("retrying in %s", wait.Round(time.Second)), err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	w.report(ctx, "stopped", "", nil)
+}
+
+// pause waits for the settings to change (the Manager then starts a new worker).
+func (w *worker) pause(ctx context.Context, err error) {
+	w.log.Error("account paused until its settings change", "err", err)
+	w.report(ctx, "paused", "paused until the settings change", err)
+	<-ctx.Done()
+}
+
+// session connects, catches up and waits for new mail until an error or ctx ends. It reports whether
+// it stored or moved anything (so the backoff starts again from the bottom).
+func (w *worker) session(ctx context.Context) (progressed bool, err error) {
+	w.report(ctx, "connecting", "", nil)
+	c, err := w.cfg.Dial(ctx, w.t)
+	if err != nil {
+		return false, err
+	}
+	defer c.Session.Close()
+	w.state.TokenExpires = c.TokenExpires
+	s, m := c.Session, w.t.Eff.Mailbox
+	folder := m.Folder.Value
+	mb, err := s.Select(folder)
+	if err != nil {
+		return false, err
+	}
+	if !m.LeaveInPlace.Value {
+		for _, f := range []string{m.ProcessedFolder.Value, m.FailedFolder.Value} {
+			if err := s.EnsureFolder(f); err != nil {
+				return false, err
+			}
+		}
+	}
+	moved, err := w.finishMoves(ctx, s, folder, mb.UIDValidity)
+	if err != nil {
+		return moved, err
+	}
+	progressed = moved
+	for {
+		n, err := w.catchUp(ctx, s, folder, mb.UIDValidity)
+		progressed = progressed || n > 0
+		if err != nil {
+			return progressed, err
+		}
+		w.state.LastPoll, w.state.Backlog, w.state.LastError = w.cfg.Clock(), 0, nil
+		w.report(ctx, "idle", "", nil)
+		if _, err := s.Wait(ctx, time.Duration(m.PollSeconds.Value)*time.Second); err != nil {
+			return progressed, err
+		}
+		if ctx.Err() != nil {
+			return progressed, nil
+		}
+	}
+}
+
+// finishMoves moves what an earlier session stored but did not get to move.
+func (w *worker) finishMoves(ctx context.Context, s Session, folder string, validity uint32) (bool, error) {
+	pm, err := w.cfg.Store.PendingMoves(ctx, w.t.Account.ID)
+	if err != nil || len(pm) == 0 {
+		return false, err
+	}
+	groups := map[[2]string][]uint32{}
+	var stale []store.PendingMove
+	for _, p := range pm {
+		if p.Folder != folder || p.UIDValidity != validity {
+			stale = append(stale, p) // numbered under an old UIDVALIDITY: re-fetched, deduplicated and moved anew
+			continue
+		}
+		k := [2]string{p.Dest, ""}
+		groups[k] = append(groups[k], p.UID)
+	}
+	for _, p := range stale {
+		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, p.Folder, p.UIDValidity, []uint32{p.UID}); err != nil {
+			return false, err
+		}
+	}
+	for k, uids := range groups {
+		if err := s.Move(uids, k[0]); err != nil {
+			return false, err
+		}
+		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, folder, validity, uids); err != nil {
+			return true, err
+		}
+		w.log.Info("moved messages stored by an earlier session", "count", len(uids), "to", k[0])
+	}
+	return true, nil
+}
+
+// catchUp stores every message newer than the cursor, batch by batch, and moves each batch after it
+// is committed. It returns how many messages it committed.
+func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity uint32) (int, error) {
+	cur, err := w.cfg.Store.Cursor(ctx, w.t.Account.ID, folder)
+	if err != nil {
+		return 0, err
+	}
+	if cur.UIDValidity != validity {
+		if cur.UIDValidity != 0 {
+			w.log.Warn("the server renumbered the folder (UIDVALIDITY changed); reading it again, known messages are not stored twice",
+				"folder", folder, "old", cur.UIDValidity, "new", validity)
+		}
+		if err := w.cfg.Store.ResetCursor(ctx, w.t.Account.ID, folder, validity); err != nil {
+			return 0, err
+		}
+		cur = store.Cursor{UIDValidity: validity}
+	}
+	uids, err := s.SearchNewer(cur.LastUID)
+	if err != nil || len(uids) == 0 {
+		return 0, err
+	}
+	w.state.Backlog = len(uids)
+	w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
+	total := 0
+	for len(uids) > 0 {
+		if ctx.Err() != nil {
+			return total, nil
+		}
+		n := min(len(uids), w.cfg.BatchSize)
+		done, consumed, err := w.batch(ctx, s, folder, validity, uids[:n])
+		total += done
+		if err != nil {
+			return total, err
+		}
+		uids = uids[consumed:]
+		w.state.Backlog = len(uids)
+	}
+	return total, nil
+}
+
+// batch fetches some UIDs, commits what arrived complete, then moves it, and says how many UIDs it
+// dealt with. A batch ends early when it holds BatchBytes. When the connection breaks mid-FETCH, the
+// messages fetched before the break are committed as far as the UIDs are contiguous from the start,
+// so the cursor never jumps over one that did not arrive.
+func (w *worker) batch(ctx context.Context, s Session, folder string, validity uint32, uids []uint32) (stored, consumed int, err error) {
+	got := map[uint32]store.NewMessage{}
+	size := 0
+	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
+		raw, err := readAll(f.Body)
+		if err != nil {
+			return err
+		}
+		got[f.UID] = w.route(f.UID, raw)
+		if size += len(raw); size >= w.cfg.BatchBytes {
+			return errBatchFull
+		}
+		return nil
+	})
+	complete := ferr == nil
+	if errors.Is(ferr, errBatchFull) {
+		ferr = nil
+	}
+	var ms []store.NewMessage
+	last := uint32(0)
+	for _, u := range uids {
+		nm, ok := got[u]
+		if !ok {
+			if !complete {
+				break
+			}
+			last, consumed = u, consumed+1 // gone from the server between SEARCH and FETCH
+			continue
+		}
+		ms, last, consumed = append(ms, nm), u, consumed+1
+	}
+	if last != 0 {
+		// After a broken FETCH the connection is gone: commit now, move in the next session.
+		if stored, err = w.commitAndMove(ctx, s, folder, validity, last, ms, ferr == nil); err != nil {
+			return stored, consumed, err
+		}
+	}
+	if ferr == nil && consumed == 0 {
+		return 0, 0, fmt.Errorf("fetch returned none of %d messages", len(uids))
+	}
+	return stored, consumed, ferr
+}
+
+// errBatchFull stops a FETCH when the batch holds enough bytes.
+var errBatchFull = errors.New("batch full")
+
+// commitAndMove makes a batch durable, then moves its messages on the server and records the moves.
+func (w *worker) commitAndMove(ctx context.Context, s Session, folder string, validity, last uint32, ms []store.NewMessage, move bool) (int, error) {
+	// The commit must not be cut short by a shutdown: it is one transaction either way, and a
+	// finished fetch is worth keeping.
+	committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address,
+		Type: w.t.Account.Type, Folder: folder, UIDValidity: validity, LastUID: last, Messages: ms})
+	if err != nil {
+		return 0, fmt.Errorf("commit batch: %w", err)
+	}
+	dups := 0
+	for _, c := range committed {
+		if c.Duplicate {
+			dups++
+		}
+	}
+	w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
+	if !move {
+		return len(ms), nil
+	}
+	byDest := map[string][]uint32{}
+	for _, m := range ms {
+		if m.Dest != "" {
+			byDest[m.Dest] = append(byDest[m.Dest], m.UID)
+		}
+	}
+	for dest, uids := range byDest {
+		if err := s.Move(uids, dest); err != nil {
+			return len(ms), err
+		}
+		if err := w.cfg.Store.MarkMoved(context.WithoutCancel(ctx), w.t.Account.ID, folder, validity, uids); err != nil {
+			return len(ms), err
+		}
+	}
+	return len(ms), nil
+}
