@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
+
+	"inkorg/internal/api"
+	"inkorg/internal/cloud"
 
 	"inkorg/internal/emulator"
 	"inkorg/internal/settings"
@@ -37,6 +43,7 @@ var demoAccounts = []struct {
 func cmdDemo(e *env, args []string) error {
 	f := newFlags(e, "demo", demoUsage)
 	dir := f.String("dir", "", "the demo's directory (default: a new temporary directory)")
+	addr := f.String("addr", "127.0.0.1:8025", "where the ERP API listens")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -52,7 +59,7 @@ func cmdDemo(e *env, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Fprintf(e.stdout, "Starting the emulator (Entra ID + Exchange Online) in %s …\n", filepath.Join(*dir, "emulator"))
-	emu, err := emulator.New(emulator.Config{Dir: filepath.Join(*dir, "emulator"), Logger: logger.With("component", "emulator")})
+	emu, err := emulator.New(emulator.Config{Dir: filepath.Join(*dir, "emulator"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -82,10 +89,44 @@ func cmdDemo(e *env, args []string) error {
 	if ps.HasErrors() {
 		return errors.New("demo: the seeded settings do not validate (a bug: please report it)")
 	}
+	// Mail arrives in the emulated mailboxes, as it would from suppliers and customers.
+	samples := demoMessages()
+	for _, m := range samples {
+		if _, err := emu.Store().Deliver(m.to, "INBOX", m.raw); err != nil {
+			return fmt.Errorf("demo: deliver sample mail: %w", err)
+		}
+	}
+	token, err := demoToken(e, st)
+	if err != nil {
+		return err
+	}
+	cl, err := cloud.Load(emu.InfoFile())
+	if err != nil {
+		return err
+	}
+	svc, err := startService(e.ctx, st, cl, *addr, logger, e.now)
+	if err != nil {
+		return fmt.Errorf("demo: start inkorg: %w", err)
+	}
+	defer svc.close()
+	fmt.Fprintf(e.stdout, "Ingesting %d sample messages …\n", len(samples))
+	stored := 0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && e.ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+		ms, err := st.Messages(e.ctx, store.MessageQuery{})
+		if err != nil {
+			return err
+		}
+		if stored = len(ms); stored >= len(samples) {
+			break
+		}
+	}
 	info := emu.Info()
+	api := "http://" + svc.Addr() + "/api/v1"
 	fmt.Fprintf(e.stdout, `
 inkorg demo is ready.
   Settings       validated ✓ (%d users with own settings, %d incoming accounts, webshop according to user settings)
+  Incoming mail  %d of %d sample messages stored and moved to %s on the server
+  ERP API        %s   (token: %s)
   Entra ID       %s/%s  (token endpoint /oauth2/v2.0/token)
   Exchange IMAP  %s  (implicit TLS, XOAUTH2)
   Exchange SMTP  %s  (STARTTLS, XOAUTH2)
@@ -94,13 +135,15 @@ inkorg demo is ready.
   Credentials    %s
 
 Look around (in another terminal):
-  go run ./cmd/inkorg settings validate --db %s
+  curl -H "Authorization: Bearer %s" "%s/messages?type=monitor-to-monitor"
+  curl -H "Authorization: Bearer %s" %s/accounts
+  go run ./cmd/inkorg doctor --account m2m@contoso.example --db %s --cloud %s
   go run ./cmd/inkorg settings user show WEBSHOP --effective --db %s
-  go run ./cmd/inkorg settings incoming list --db %s
-  curl --cacert %s %s/mailboxes/m2m@contoso.example/folders
+  curl --cacert %s -X POST --data-binary @some.eml %s/mailboxes/m2m@contoso.example/messages   # more mail
 
 Press Ctrl-C to stop.
-`, len(c.Users), len(c.Accounts), info.Authority, info.TenantID, info.IMAP, info.SMTP, info.Admin, info.CAFile, emu.InfoFile(), db, db, db, info.CAFile, info.Admin)
+`, len(c.Users), len(c.Accounts), stored, len(samples), settings.DefaultProcessedFolder, api, token, info.Authority, info.TenantID, info.IMAP, info.SMTP,
+		info.Admin, info.CAFile, emu.InfoFile(), token, api, token, api, db, emu.InfoFile(), db, info.CAFile, info.Admin)
 	<-e.ctx.Done()
 	fmt.Fprintln(e.stdout, "Stopping.")
 	return nil
@@ -158,4 +201,53 @@ func seedDemo(ctx context.Context, st store.Store, emu *emulator.Emulator, actor
 		}
 	}
 	return st.PutWebshop(ctx, settings.Webshop{EmailMethod: settings.WebshopAccordingToUserSettings}, actor)
+}
+
+// demoToken makes the demo's API token (a new one each run; the old ones are revoked).
+func demoToken(e *env, st store.Store) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := "ink_" + base64.RawURLEncoding.EncodeToString(b)
+	_ = st.RevokeAPIToken(e.ctx, "demo")
+	if _, err := st.CreateAPIToken(e.ctx, "demo", api.HashToken(tok)); err != nil {
+		return "", fmt.Errorf("demo: API token: %w", err)
+	}
+	return tok, nil
+}
+
+type demoMessage struct {
+	to  string
+	raw []byte
+}
+
+// demoMessages are sample mail: Monitor-to-Monitor documents with their PDF and XML, a supplier
+// invoice, a customer's order and a general question.
+func demoMessages() []demoMessage {
+	m2m := func(n int, subject, root, number string) demoMessage {
+		xml := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><%s><DocumentNumber>%s</DocumentNumber><Buyer>Contoso AB</Buyer></%s>`, root, number, root)
+		pdf := "%PDF-1.4\n% " + subject + "\n%%EOF\n"
+		raw := fmt.Sprintf("From: Supplier AB <m2m@supplier.example>\r\nTo: m2m@contoso.example\r\nSubject: %s %s\r\n"+
+			"Message-ID: <demo-m2m-%d@supplier.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m2m\"\r\n\r\n"+
+			"--m2m\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMonitor-to-Monitor: %s %s attached (PDF and XML).\r\n"+
+			"--m2m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"%s.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n"+
+			"--m2m\r\nContent-Type: application/xml\r\nContent-Disposition: attachment; filename=\"%s.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--m2m--\r\n",
+			subject, number, n, time.Now().UTC().Format(time.RFC1123Z), subject, number, number, base64.StdEncoding.EncodeToString([]byte(pdf)),
+			number, base64.StdEncoding.EncodeToString([]byte(xml)))
+		return demoMessage{"m2m@contoso.example", []byte(raw)}
+	}
+	plain := func(n int, to, from, subject, body string) demoMessage {
+		return demoMessage{to, fmt.Appendf(nil, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <demo-%d@example.com>\r\nDate: %s\r\n\r\n%s\r\n",
+			from, to, subject, n, time.Now().UTC().Format(time.RFC1123Z), body)}
+	}
+	return []demoMessage{
+		m2m(1, "Purchase order", "PurchaseOrder", "PO-10001"),
+		m2m(2, "Order confirmation", "OrderConfirmation", "OC-20417"),
+		m2m(3, "Invoice", "Invoice", "INV-88120"),
+		m2m(4, "Dispatch advice", "DispatchAdvice", "DA-55102"),
+		plain(5, "invoices@contoso.example", "Billing <billing@vendor.example>", "Invoice 4471 for October", "Please find our invoice 4471 attached."),
+		plain(6, "orders@contoso.example", "Buyer <buyer@customer.example>", "Order: 40 pcs art. 1203", "Please deliver 40 pieces of article 1203 by Friday."),
+		plain(7, "info@contoso.example", "Visitor <visitor@example.org>", "Opening hours", "Are you open on Saturdays?"),
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +21,7 @@ import (
 func TestDemo(t *testing.T) {
 	c := newCLI(t)
 	dir := filepath.Join(c.dir, "demo")
-	cmd := exec.Command(binary, "demo", "--dir", dir)
+	cmd := exec.Command(binary, "demo", "--dir", dir, "--addr", "127.0.0.1:0")
 	cmd.Env = c.env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -48,7 +50,7 @@ func TestDemo(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("demo not ready after 60 s; stderr:\n%s", stderr.String())
 	}
-	for _, want := range []string{"validated ✓", "4 incoming accounts", "Exchange IMAP  127.0.0.1:"} {
+	for _, want := range []string{"validated ✓", "4 incoming accounts", "Exchange IMAP  127.0.0.1:", "7 of 7 sample messages stored"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -73,6 +75,33 @@ func TestDemo(t *testing.T) {
 	r := c.want(0, split("settings system show --db "+db), info.TenantID, info.Apps[0].ClientID)
 	if strings.Contains(out+r.stdout+stderr.String(), info.Apps[0].ClientSecret) {
 		t.Error("the demo printed the client secret")
+	}
+
+	// The ERP's API lists the Monitor-to-Monitor documents with their kinds.
+	apiURL := regexp.MustCompile(`ERP API\s+(http://\S+)\s+\(token: (\S+)\)`).FindStringSubmatch(out)
+	if apiURL == nil {
+		t.Fatalf("no API line:\n%s", out)
+	}
+	req, _ := http.NewRequest("GET", apiURL[1]+"/messages?type=monitor-to-monitor", nil)
+	req.Header.Set("Authorization", "Bearer "+apiURL[2])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Messages []struct {
+			Subject string
+			M2M     struct{ Kind string }
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	kinds := map[string]bool{}
+	for _, m := range page.Messages {
+		kinds[m.M2M.Kind] = true
+	}
+	if resp.StatusCode != 200 || len(page.Messages) != 4 || !kinds["purchase-order"] || !kinds["invoice"] || !kinds["order-confirmation"] || !kinds["dispatch-advice"] {
+		t.Errorf("API: %d %+v", resp.StatusCode, page)
 	}
 
 	cmd.Process.Signal(syscall.SIGINT)

@@ -59,6 +59,7 @@ const mainUsage = `usage: inkorg COMMAND [ARGS]
 
 Commands:
   demo       run the emulator and the service, seeded, working end to end
+  serve      run the service: incoming mail workers, the ERP's API and webhooks
   settings   show, change and validate the e-mail settings (system, user, incoming, webshop, validate)
   doctor     check step by step that an account, a user or the webshop can reach Exchange
   token      create, list and revoke the ERP's API bearer tokens
@@ -119,6 +120,8 @@ func dispatch(e *env, args []string) error {
 		return cmdSettings(e, rest)
 	case "demo":
 		return cmdDemo(e, rest)
+	case "serve":
+		return cmdServe(e, rest)
 	case "doctor":
 		return cmdDoctor(e, rest)
 	case "token":
