@@ -190,12 +190,18 @@ func (p *Provider) Token(ctx context.Context, id Identity, purpose Purpose) (Tok
 	return v.(Token), nil
 }
 
-// Forget drops the cached token of an identity (after Exchange refused it, say), so the next Token
-// asks Entra ID again.
+// Forget drops the cached tokens of an identity (after Exchange refused one, say), MSAL's included,
+// so the next Token asks Entra ID again — and learns, for example, that the secret has expired.
 func (p *Provider) Forget(id Identity, purpose Purpose) {
+	k := id.key()
 	p.mu.Lock()
-	delete(p.tokens, id.key()+"|"+string(purpose))
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	for tk := range p.tokens {
+		if strings.HasPrefix(tk, k+"|") {
+			delete(p.tokens, tk)
+		}
+	}
+	delete(p.clients, k)
 }
 
 func (p *Provider) cached(k string) (Token, bool) {

@@ -93,6 +93,21 @@ func imapDialer(cfg *Config) DialFunc {
 		}
 		if method == settings.MethodExchangeOnline {
 			err = conn.AuthenticateXOAUTH2(t.Account.Address, tok.Value())
+			if err != nil && tok.FromCache {
+				// A cached token Exchange refuses may have been revoked or outlived its app's secret:
+				// ask Entra ID once more before calling it a configuration problem.
+				conn.Close()
+				cfg.Tokens.Forget(id, entra.PurposeIMAP)
+				fresh, terr := cfg.Tokens.Token(ctx, id, entra.PurposeIMAP)
+				if terr != nil {
+					return Connected{}, terr
+				}
+				if conn, err = imapsource.Dial(ctx, imapsource.Config{Addr: addr, TLSConfig: cfg.Cloud.TLSConfig(""), Timeout: cfg.Timeout, Facts: facts, Logger: cfg.Logger}); err != nil {
+					return Connected{}, err
+				}
+				tok = fresh
+				err = conn.AuthenticateXOAUTH2(t.Account.Address, tok.Value())
+			}
 			if err != nil {
 				cfg.Tokens.Forget(id, entra.PurposeIMAP) // the next attempt asks Entra ID afresh
 			}

@@ -108,3 +108,77 @@ func TestIngestPausesOnConfigErrorAndResumes(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the message after the fix", func() bool { return len(w.messages(store.MessageQuery{})) == 1 })
 }
+
+func TestIngestUIDValidityChangeStoresNothingTwice(t *testing.T) {
+	w := newWorld(t, nil)
+	w.configure(settings.IncomingAccount{Address: "m2m@contoso.example", Type: settings.TypeMonitorToMonitor, LeaveInPlace: true})
+	for i := range 50 {
+		w.deliver("m2m@contoso.example", m2mMessage(i))
+	}
+	w.manager(nil)
+	waitFor(t, 20*time.Second, "50 messages", func() bool { return len(w.messages(store.MessageQuery{})) == 50 })
+	// The server rebuilds the mailbox: new UIDVALIDITY, new UIDs for the same messages; then new mail.
+	if _, err := w.emu.Store().RenumberFolder("m2m@contoso.example", "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 50; i < 60; i++ {
+		w.deliver("m2m@contoso.example", m2mMessage(i))
+	}
+	waitFor(t, 20*time.Second, "the 10 new messages", func() bool { return len(w.messages(store.MessageQuery{})) == 60 })
+	time.Sleep(300 * time.Millisecond) // a second look must not add anything
+	if n := len(w.messages(store.MessageQuery{})); n != 60 {
+		t.Fatalf("%d messages after the UIDVALIDITY change, want 60", n)
+	}
+	if n := w.count("m2m@contoso.example", "INBOX"); n != 60 {
+		t.Errorf("leave in place: INBOX holds %d", n)
+	}
+}
+
+func TestIngestHonoursThrottling(t *testing.T) {
+	w := newWorld(t, nil)
+	w.configure(settings.IncomingAccount{Address: "m2m@contoso.example", Type: settings.TypeMonitorToMonitor})
+	for i := range 20 {
+		w.deliver("m2m@contoso.example", m2mMessage(i))
+	}
+	w.emu.IMAP().SetFaults(exo.IMAPFaults{Throttle: 1500 * time.Millisecond})
+	start := time.Now()
+	w.manager(nil)
+	waitFor(t, 10*time.Second, "the backoff state", func() bool {
+		s := w.state(1)
+		return s.LastError != nil && s.LastError.Kind == "throttled"
+	})
+	waitFor(t, 20*time.Second, "20 messages after the throttling", func() bool { return len(w.messages(store.MessageQuery{})) == 20 })
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("the worker did not wait for the suggested backoff (done in %s)", d)
+	}
+}
+
+func TestIngestSecretExpiringMidRun(t *testing.T) {
+	w := newWorld(t, nil)
+	w.configure(settings.IncomingAccount{Address: "m2m@contoso.example", Type: settings.TypeMonitorToMonitor})
+	w.deliver("m2m@contoso.example", m2mMessage(1))
+	w.manager(nil)
+	waitFor(t, 10*time.Second, "the first message", func() bool { return len(w.messages(store.MessageQuery{})) == 1 })
+	// The secret expires; the next connection finds Exchange refusing the old token and Entra ID
+	// refusing the secret.
+	if err := w.emu.Entra().ExpireSecret(scenario.DefaultAppClientID, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.emu.IMAP().SetFaults(exo.IMAPFaults{RefuseLogins: true, DropAfterFetch: 1})
+	w.deliver("m2m@contoso.example", m2mMessage(2))
+	waitFor(t, 15*time.Second, "the account paused", func() bool { return w.state(1).State == "paused" })
+	s := w.state(1)
+	if s.LastError == nil || s.LastError.Code != "AADSTS7000222" || !strings.Contains(s.LastError.Remedy, "create a new client secret") {
+		t.Fatalf("paused with %+v", s.LastError)
+	}
+	// The administrator makes a new secret and pastes it: the worker resumes and nothing is lost.
+	w.emu.IMAP().SetFaults(exo.IMAPFaults{})
+	app := &w.emu.Scenario().Apps[0]
+	app.Secrets = append(app.Secrets, scenario.Secret{ID: "77777777-1111-4222-8333-444444444444", Value: "New8Q~RotatedSecretValue000000000000000", Expires: time.Now().Add(24 * time.Hour)})
+	sys, _ := w.store.System(context.Background())
+	sys.ClientSecret = settings.NewSecret("New8Q~RotatedSecretValue000000000000000")
+	if err := w.store.PutSystem(context.Background(), sys, "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the second message", func() bool { return len(w.messages(store.MessageQuery{})) == 2 })
+}

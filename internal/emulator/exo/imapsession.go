@@ -311,6 +311,15 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 	if s.sel == nil {
 		return nil
 	}
+	s.store.mu.Lock()
+	gone := s.sel.f.deleted
+	s.store.mu.Unlock()
+	if gone {
+		// The folder was deleted or rebuilt (RenumberFolder) under this session: end the connection,
+		// so the client selects it again and sees the new UIDVALIDITY.
+		s.netConn.Close()
+		return errors.New("exo: the selected folder was rebuilt")
+	}
 	return s.sel.view.Poll(w, allowExpunge)
 }
 
@@ -341,8 +350,12 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 	// between would wait for the next one. Taking the change channel before each Poll loses nothing.
 	for {
 		s.store.mu.Lock()
-		changed := sel.f.changed
+		changed, gone := sel.f.changed, sel.f.deleted
 		s.store.mu.Unlock()
+		if gone {
+			s.netConn.Close() // rebuilt under the idling client: it reconnects and selects again
+			return errors.New("exo: the selected folder was rebuilt")
+		}
 		if err := sel.view.Poll(w, true); err != nil {
 			return err
 		}

@@ -500,3 +500,27 @@ func (s *MailStore) renameFolder(address, oldName, newName string) error {
 	b.folders[folderKey(newName)] = f
 	return nil
 }
+
+// RenumberFolder gives a folder a new UIDVALIDITY and numbers its messages again from 1, as a server
+// does after rebuilding a mailbox (RFC 3501 §2.3.1.1). The old folder is gone for the sessions that
+// had it selected: their next command fails and they must select it again. It returns the new
+// UIDVALIDITY.
+func (s *MailStore) RenumberFolder(address, name string) (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.folderLocked(address, name)
+	if err != nil {
+		return 0, err
+	}
+	nf := s.newFolderLocked(old.name)
+	nf.subscribed = old.subscribed
+	for _, m := range old.msgs {
+		c := *m
+		c.flags = append([]imap.Flag(nil), m.flags...)
+		nf.appendLocked(&c)
+	}
+	old.deleted = true
+	s.boxes[addrKey(address)].folders[folderKey(name)] = nf
+	old.signalLocked()
+	return nf.uidValidity, nil
+}
