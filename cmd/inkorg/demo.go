@@ -26,6 +26,9 @@ as an administrator would after following the help page: Exchange Online with th
 the user WEBSHOP, the webshop according to user settings, and one incoming e-mail account per type.
 Runs until Ctrl-C. Everything lives in DIR (default: a new temporary directory): inkorg.db and its key,
 and emulator/emulator.json with the emulator's addresses and credentials.
+
+Example:
+  inkorg demo --dir ./demo --addr 127.0.0.1:8025
 `
 
 // demoAccounts are the incoming e-mail accounts the demo registers, one per mailbox of the default

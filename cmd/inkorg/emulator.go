@@ -25,6 +25,7 @@ func cmdEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "usage: inkorg emulator --dir DIR [--scenario FILE] [--host 127.0.0.1] [-v]")
 		fmt.Fprintln(stderr, "Runs a local Microsoft Entra ID + Exchange Online (IMAP, SMTP) until interrupted;")
 		fmt.Fprintln(stderr, "DIR/emulator.json tells clients where everything listens and which credentials work.")
+		fmt.Fprintln(stderr, "\nExample:\n  inkorg emulator --dir ./emu\n  inkorg doctor --account m2m@contoso.example --cloud ./emu/emulator.json\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

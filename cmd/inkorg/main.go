@@ -62,12 +62,18 @@ Commands:
   serve      run the service: incoming mail workers, the ERP's API and webhooks
   settings   show, change and validate the e-mail settings (system, user, incoming, webshop, validate)
   doctor     check step by step that an account, a user or the webshop can reach Exchange
+  send       send a message as a user or as the webshop, through the outbox
   token      create, list and revoke the ERP's API bearer tokens
   webhook    set, list and remove the webhook URL of each incoming type
   emulator   run a local Entra ID + Exchange Online emulator
+  backup     write a consistent copy of the SQLite database while the service runs
   version    print the version and commit
 
 Run "inkorg COMMAND --help" for a command's flags.
+
+Example:
+  inkorg demo
+  inkorg serve --help
 `
 
 func main() {
@@ -124,10 +130,14 @@ func dispatch(e *env, args []string) error {
 		return cmdServe(e, rest)
 	case "doctor":
 		return cmdDoctor(e, rest)
+	case "send":
+		return cmdSend(e, rest)
 	case "token":
 		return cmdToken(e, rest)
 	case "webhook":
 		return cmdWebhook(e, rest)
+	case "backup":
+		return cmdBackup(e, rest)
 	case "emulator":
 		if code := cmdEmulator(e.ctx, rest, e.stdout, e.stderr); code != 0 {
 			return exitCode(code)

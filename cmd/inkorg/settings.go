@@ -26,6 +26,11 @@ The e-mail settings, in the procedures of the ERP's help page:
 Secrets are read from a file or standard input (--client-secret-file -), never from the command line.
 All commands take --db (default $INKORG_DB, else ./inkorg.db).
 Exit codes: 0 done, 1 refused or problems found, 2 usage error.
+
+Example:
+  inkorg settings system show
+  inkorg settings incoming add --address m2m@contoso.com --type monitor-to-monitor
+  inkorg settings validate
 `
 
 func cmdSettings(e *env, args []string) error {
@@ -186,6 +191,7 @@ func systemSet(e *env, args []string) error {
 	certFile := f.String("client-certificate-file", "", "the certificate flow: the certificate uploaded to the app registration (PEM)")
 	keyFile := f.String("client-key-file", "", "the certificate flow: the certificate's private key (PEM, unencrypted; - for standard input)")
 	clear := f.String("clear", "", "comma-separated values to remove: client-secret, client-certificate (with its key), password")
+	sendTransport := f.String("send-transport", "", "Send with (exchange-online): smtp (SMTP with XOAUTH2, the default) or graph (Microsoft Graph sendMail)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -218,6 +224,10 @@ func systemSet(e *env, args []string) error {
 		{"client-id", "clientId", func() error { sys.ClientID = strings.TrimSpace(*clientID); return nil }},
 		{"tenant-id", "tenantId", func() error { sys.TenantID = strings.TrimSpace(*tenantID); return nil }},
 		{"auth-flow", "authFlow", func() error { sys.AuthFlow = settings.AuthFlow(*flow); return nil }},
+		{"send-transport", "sendTransport", func() error {
+			sys.SendTransport = settings.SendTransport(strings.TrimSpace(*sendTransport))
+			return nil
+		}},
 		{"client-secret-file", "clientSecret", func() (err error) {
 			sys.ClientSecret, err = readSecret(e, "client-secret-file", *secretFile)
 			return err
@@ -273,6 +283,9 @@ func systemSet(e *env, args []string) error {
 const systemShowUsage = `usage: inkorg settings system show [--json] [--db …]
 
 Shows the system settings. Secrets show only as "set" or "not set".
+
+Example:
+  inkorg settings system show --json --db /var/lib/inkorg/inkorg.db
 `
 
 func systemShow(e *env, args []string) error {
@@ -304,6 +317,7 @@ func systemShow(e *env, args []string) error {
 		{"clientId", s.ClientID}, {"tenantId", s.TenantID}, {"authFlow", flowText(s.AuthFlow)},
 		{"clientSecret", s.ClientSecret.State()}, {"clientSecretExpires", s.ClientSecretExpires.String()},
 		{"clientCertificate", certText(s.ClientCertificate)}, {"clientKey", s.ClientKey.State()},
+		{"sendTransport", sendTransportText(s.SendTransport)},
 	} {
 		t.row(r.field, r.value, "", settings.FieldApplies(s.EmailMethod, s.AuthFlow, r.field))
 	}
@@ -311,6 +325,13 @@ func systemShow(e *env, args []string) error {
 }
 
 // --- output helpers ----------------------------------------------------------------------------
+
+func sendTransportText(t settings.SendTransport) string {
+	if t == settings.SendDefault {
+		return "smtp (default) — " + t.Label()
+	}
+	return string(t) + " — " + t.Label()
+}
 
 type table struct {
 	e *env

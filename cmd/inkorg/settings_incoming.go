@@ -22,6 +22,10 @@ const incomingSetUsage = `usage: inkorg settings incoming set ADDRESS [flags]
 
 Changes an incoming e-mail account; flags not given keep their value. --inherit FIELD goes back to the
 system setting for client-id, tenant-id, auth-flow, client-secret (with its expiry).
+
+Example:
+  inkorg settings incoming set m2m@contoso.com --processed-folder ERP/Done --poll-interval 2m
+  inkorg settings incoming set m2m@contoso.com --inherit client-secret
 `
 
 // accountFlags are the flags shared by incoming add and incoming set.
@@ -224,6 +228,9 @@ func incomingSet(e *env, args []string) error {
 const incomingListUsage = `usage: inkorg settings incoming list [--json] [--db …]
 
 Lists the incoming e-mail accounts. --json gives each account's effective settings with their sources.
+
+Example:
+  inkorg settings incoming list
 `
 
 func incomingList(e *env, args []string) error {
@@ -285,6 +292,9 @@ func ownValues(a settings.EffectiveAccount) string {
 const incomingShowUsage = `usage: inkorg settings incoming show ADDRESS [--json] [--db …]
 
 Shows an incoming e-mail account's effective settings, each with where it comes from.
+
+Example:
+  inkorg settings incoming show m2m@contoso.com --json
 `
 
 func incomingShow(e *env, args []string) error {
@@ -337,6 +347,9 @@ func incomingShow(e *env, args []string) error {
 const incomingRemoveUsage = `usage: inkorg settings incoming remove ADDRESS [--db …]
 
 Removes an incoming e-mail account.
+
+Example:
+  inkorg settings incoming remove m2m@contoso.com
 `
 
 func incomingRemove(e *env, args []string) error {

@@ -130,6 +130,9 @@ const userShowUsage = `usage: inkorg settings user show NAME [--effective] [--js
 
 Shows a user's own e-mail settings, or with --effective the settings the user's mail goes out with:
 every field with its value and where it comes from (system, user, default).
+
+Example:
+  inkorg settings user show WEBSHOP --effective
 `
 
 func userShow(e *env, args []string) error {
@@ -229,6 +232,9 @@ func optText[T any](p *T, show func(T) string) string {
 const userListUsage = `usage: inkorg settings user list [--json] [--db …]
 
 Lists the users that have e-mail settings of their own.
+
+Example:
+  inkorg settings user list --json
 `
 
 func userList(e *env, args []string) error {
@@ -266,6 +272,9 @@ func userList(e *env, args []string) error {
 const userRemoveUsage = `usage: inkorg settings user remove NAME [--db …]
 
 Removes a user's own e-mail settings: the user inherits the system settings again.
+
+Example:
+  inkorg settings user remove ANNA
 `
 
 func userRemove(e *env, args []string) error {

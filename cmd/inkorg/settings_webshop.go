@@ -11,6 +11,9 @@ const webshopSetUsage = `usage: inkorg settings webshop set --email-method accor
 
 Webshop – Administration: with according-to-user-settings the webshop's mail goes out with the
 effective settings of the user WEBSHOP.
+
+Example:
+  inkorg settings webshop set --email-method according-to-user-settings
 `
 
 func webshopSet(e *env, args []string) error {
@@ -45,6 +48,9 @@ const webshopShowUsage = `usage: inkorg settings webshop show [--json] [--db …
 
 Shows the webshop's e-mail method and, under according-to-user-settings, the effective settings of
 the user WEBSHOP that its mail goes out with.
+
+Example:
+  inkorg settings webshop show
 `
 
 func webshopShow(e *env, args []string) error {
@@ -80,6 +86,9 @@ const validateUsage = `usage: inkorg settings validate [--json] [--db …]
 
 Checks every procedure's settings together and lists every problem at once, each with its field and
 what to do. Exit 1 when there is an error; warnings (a client secret expiring soon) alone exit 0.
+
+Example:
+  inkorg settings validate || echo "fix the errors above"
 `
 
 func validateCmd(e *env, args []string) error {
@@ -137,6 +146,9 @@ const auditUsage = `usage: inkorg settings audit [--limit N] [--json] [--db …]
 
 Shows the newest settings changes first: when, who, which field, old → new. Secrets show only as
 "set", "not set" or "changed".
+
+Example:
+  inkorg settings audit --limit 20
 `
 
 func auditCmd(e *env, args []string) error {

@@ -110,6 +110,9 @@ func tokenCreate(e *env, args []string) error {
 const tokenListUsage = `usage: inkorg token list [--json] [--db …]
 
 Lists the API tokens (never the tokens themselves): name, when made, when last used.
+
+Example:
+  inkorg token list --json
 `
 
 // tokenView is a token's record for token list --json.
@@ -166,6 +169,9 @@ func tokenList(e *env, args []string) error {
 const tokenRevokeUsage = `usage: inkorg token revoke NAME [--db …]
 
 Deletes an API token: every request with it is refused from now on (401).
+
+Example:
+  inkorg token revoke erp-production
 `
 
 func tokenRevoke(e *env, args []string) error {

@@ -15,6 +15,9 @@ var (
 const versionUsage = `usage: inkorg version
 
 Prints inkorg's version, the commit it was built from and the Go version.
+
+Example:
+  inkorg version
 `
 
 func cmdVersion(e *env, args []string) error {

@@ -185,6 +185,9 @@ func refuseWebhook(e *env, t settings.IncomingType, problems []string) error {
 const webhookListUsage = `usage: inkorg webhook list [--json] [--db …]
 
 Lists the webhooks: type, URL, and whether the signing secret is set (never the secret).
+
+Example:
+  inkorg webhook list
 `
 
 func webhookList(e *env, args []string) error {
@@ -225,6 +228,9 @@ const webhookRemoveUsage = `usage: inkorg webhook remove --type T [--db …]
 
 Stops pushing the messages of a type. Deliveries still owed stay in the database and are sent if a
 webhook for the type is set again; the ERP can always read the messages with the API.
+
+Example:
+  inkorg webhook remove --type monitor-to-monitor
 `
 
 func webhookRemove(e *env, args []string) error {

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"inkorg/internal/outbox"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	// Accounts lists the incoming accounts for GET /api/v1/accounts; nil: the store's accounts joined
 	// with the workers' states.
 	Accounts func(ctx context.Context) ([]AccountView, error)
+	// Outbox takes POST /api/v1/mail (mail.go); nil: those routes answer 503.
+	Outbox *outbox.Outbox
 }
 
 // AccountView is one incoming account as GET /api/v1/accounts shows it.
@@ -83,6 +86,7 @@ func New(cfg Config) http.Handler {
 	api.Handle("/api/v1/messages/{id}/attachments/{n}", methods{http.MethodGet: h.getAttachment})
 	api.Handle("/api/v1/messages/{id}/ack", methods{http.MethodPost: h.ack})
 	api.Handle("/api/v1/accounts", methods{http.MethodGet: h.accounts})
+	h.mailRoutes(api)
 	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.URL.Path+" (see /api/v1/messages and /api/v1/accounts)")
 	})

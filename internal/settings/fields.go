@@ -28,6 +28,7 @@ var fieldLabels = map[string]string{
 	"failedFolder":        "Folder for failed mail",
 	"leaveInPlace":        "Leave mail in place",
 	"pollInterval":        "Poll interval",
+	"sendTransport":       "Send with",
 }
 
 // FieldLabel is the seeds' English label of a field name ("clientId" → "Application (client) ID").
@@ -47,7 +48,7 @@ func FieldApplies(method EmailMethod, flow AuthFlow, field string) bool {
 	switch field {
 	case "serverAddress", "port", "useSsl", "username", "password":
 		return u.server()
-	case "clientId", "tenantId", "authFlow":
+	case "clientId", "tenantId", "authFlow", "sendTransport":
 		return u.oauth()
 	case "clientSecret", "clientSecretExpires":
 		return u.secret()

@@ -24,6 +24,9 @@ type System struct {
 	// private key.
 	ClientCertificate string `json:"clientCertificate"` // PEM; public
 	ClientKey         Secret `json:"clientKey"`         // PEM, unencrypted in memory, sealed at rest
+	// SendTransport is inkorg's "Send with" under Exchange Online: SMTP submission with XOAUTH2 (the
+	// default) or Microsoft Graph sendMail, for tenants where SMTP AUTH is switched off.
+	SendTransport SendTransport `json:"sendTransport"`
 }
 
 // User is a user's e-mail settings (procedure Users). A nil field inherits the system setting (or the

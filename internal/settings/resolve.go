@@ -83,6 +83,8 @@ type EffectiveUser struct {
 	ExchangePassword Field[Secret]      `json:"exchangePassword"`
 	CopyToSelf       Field[CopyToSelf]  `json:"copyToSelf"`
 	Signature        Field[string]      `json:"signature"`
+	// SendTransport is "Send with" (system setting; Exchange Online only): smtp or graph, never empty.
+	SendTransport Field[SendTransport] `json:"sendTransport"`
 	Server
 	Exchange
 }
@@ -192,6 +194,10 @@ func ResolveUser(s System, u User) EffectiveUser {
 	e.ExchangePassword.NotApplicable = !use.exchangeCredentials()
 	e.CopyToSelf = na(override(u.CopyToSelf, SourceUser, CopyNone, SourceDefault), method.Value.ServerBased())
 	e.Signature = override(u.Signature, SourceUser, "", SourceDefault)
+	e.SendTransport = na(field(s.SendTransport, SourceSystem), use.oauth())
+	if s.SendTransport == SendDefault {
+		e.SendTransport = na(field(SendSMTP, SourceDefault), use.oauth())
+	}
 	return e
 }
 

@@ -237,6 +237,9 @@ func CheckSystem(s System, changed []string) Problems {
 	checkFlow(&ps, p+"authFlow", s.AuthFlow)
 	checkClientSecret(&ps, p+"clientSecret", s.ClientSecret, s.ClientID)
 	checkCertificate(&ps, p, s.ClientCertificate, s.ClientKey)
+	if !s.SendTransport.Valid() {
+		ps.err(p+"sendTransport", "unknown transport %q for Send with; choose %s", s.SendTransport, choices(SendTransports()))
+	}
 
 	checkApplies(&ps, p, uses{method: s.EmailMethod, flow: s.AuthFlow}, changed)
 	return ps

@@ -154,3 +154,30 @@ func choices[T ~string](vs []T) string {
 	}
 	return b.String()
 }
+
+// SendTransport is the system setting "Send with": how mail goes out under Exchange Online.
+type SendTransport string
+
+// The transports. Empty means the default, SMTP.
+const (
+	SendDefault SendTransport = ""
+	SendSMTP    SendTransport = "smtp"  // SMTP submission with XOAUTH2 (smtp.office365.com:587)
+	SendGraph   SendTransport = "graph" // Microsoft Graph sendMail (needs Mail.Send)
+)
+
+// SendTransports lists the choices.
+func SendTransports() []SendTransport { return []SendTransport{SendSMTP, SendGraph} }
+
+// Valid reports whether t is a known transport (including the default).
+func (t SendTransport) Valid() bool { return t == SendDefault || t == SendSMTP || t == SendGraph }
+
+// Label is the English label.
+func (t SendTransport) Label() string {
+	switch t {
+	case SendGraph:
+		return "Microsoft Graph sendMail"
+	case SendSMTP, SendDefault:
+		return "SMTP with OAuth 2.0 (XOAUTH2)"
+	}
+	return string(t)
+}

@@ -59,6 +59,7 @@ func systemFields(s settings.System) []auditField {
 		{"clientSecretExpires", plain(s.ClientSecretExpires.String())},
 		{"clientCertificate", certificate(s.ClientCertificate)},
 		{"clientKey", secret(s.ClientKey)},
+		{"sendTransport", plain(string(s.SendTransport))},
 	}
 }
 

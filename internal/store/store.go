@@ -27,6 +27,8 @@ type Store interface {
 	Mail
 	Tokens
 	Webhooks
+	Outbox
+	Operators
 	Close() error
 }
 

@@ -107,9 +107,9 @@ func (s *Store) system(ctx context.Context, q queryer) (settings.System, error) 
 	var pw, secret, key []byte
 	var expires *time.Time
 	err := q.QueryRow(ctx, `SELECT email_method, server_address, port, use_ssl, username, password, client_id, tenant_id, auth_flow, client_secret,
-		client_secret_expires, client_certificate, client_key FROM system_settings WHERE id = 1`).
+		client_secret_expires, client_certificate, client_key, send_transport FROM system_settings WHERE id = 1`).
 		Scan(&sys.EmailMethod, &sys.ServerAddress, &sys.Port, &sys.UseSSL, &sys.Username, &pw, &sys.ClientID, &sys.TenantID, &sys.AuthFlow, &secret,
-			&expires, &sys.ClientCertificate, &key)
+			&expires, &sys.ClientCertificate, &key, &sys.SendTransport)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return settings.System{}, nil
 	}
@@ -149,15 +149,15 @@ func (s *Store) PutSystem(ctx context.Context, sys settings.System, actor string
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO system_settings (id, email_method, server_address, port, use_ssl, username, password, client_id, tenant_id, auth_flow, client_secret, client_secret_expires,
-				client_certificate, client_key, updated_at)
-			VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+				client_certificate, client_key, send_transport, updated_at)
+			VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (id) DO UPDATE SET email_method = excluded.email_method, server_address = excluded.server_address, port = excluded.port,
 				use_ssl = excluded.use_ssl, username = excluded.username, password = excluded.password, client_id = excluded.client_id,
 				tenant_id = excluded.tenant_id, auth_flow = excluded.auth_flow, client_secret = excluded.client_secret,
 				client_secret_expires = excluded.client_secret_expires, client_certificate = excluded.client_certificate,
-				client_key = excluded.client_key, updated_at = excluded.updated_at`,
+				client_key = excluded.client_key, send_transport = excluded.send_transport, updated_at = excluded.updated_at`,
 			string(sys.EmailMethod), sys.ServerAddress, sys.Port, sys.UseSSL, sys.Username, pw, sys.ClientID, sys.TenantID, string(sys.AuthFlow), secret,
-			dateParam(sys.ClientSecretExpires), sys.ClientCertificate, key, s.now()); err != nil {
+			dateParam(sys.ClientSecretExpires), sys.ClientCertificate, key, string(sys.SendTransport), s.now()); err != nil {
 			return fmt.Errorf("write system settings: %w", err)
 		}
 		return s.audit(ctx, tx, actor, "system", store.SystemChanges(old, sys))

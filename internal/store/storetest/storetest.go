@@ -45,6 +45,8 @@ func Run(t *testing.T, open Open) {
 		{"MailConcurrent", testMailConcurrent},
 		{"Tokens", testTokens},
 		{"Webhooks", testWebhooks},
+		{"Outbox", testOutbox}, {"OutboxClaimRace", testOutboxClaimRace},
+		{"Operators", testOperators},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
