@@ -12,21 +12,27 @@ import (
 
 	"inkorg/internal/api"
 	"inkorg/internal/cloud"
+	"inkorg/internal/config"
 	"inkorg/internal/entra"
 	"inkorg/internal/ingest"
+	"inkorg/internal/outbox"
 	"inkorg/internal/store"
 	"inkorg/internal/webhook"
 )
 
-const serveUsage = `usage: inkorg serve [--db …] [--addr 127.0.0.1:8025] [--cloud FILE] [--log-format text|json] [--log-level info]
+const serveUsage = `usage: inkorg serve [--config FILE] [--db …] [--addr 127.0.0.1:8025] [--cloud FILE] [--log-format text|json] [--log-level info]
 
 Runs the service: a worker per incoming e-mail account (fetch, store durably, then move on the server),
 the ERP's REST API and webhooks on --addr. Settings changed with "inkorg settings …" are picked up
 within seconds. SIGTERM or Ctrl-C stops it cleanly: a batch in flight is committed whole or not at all.
+Each flag can also come from the environment (INKORG_DB, INKORG_ADDR, …) or a config file of
+"key = value" lines; flags win over the environment, the environment over the file. The reference:
+docs/configuration.md.
 
 Example:
   inkorg token create erp            # once: the ERP's API token
   inkorg serve --addr 127.0.0.1:8025
+  INKORG_LOG_FORMAT=json inkorg serve --config /etc/inkorg/inkorg.conf
 `
 
 // newLogger makes the service's logger.
@@ -47,39 +53,56 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // service is everything serve runs, in start order.
 type service struct {
-	store    store.Store
-	ingest   *ingest.Manager
-	webhooks *webhook.Dispatcher
-	http     *http.Server
-	ln       net.Listener
+	store           store.Store
+	ingest          *ingest.Manager
+	outbox          *outbox.Outbox
+	webhooks        *webhook.Dispatcher
+	http            *http.Server
+	ln              net.Listener
+	shutdownTimeout time.Duration
 }
 
-// startService starts the service's parts on an open store. ready, when set, is called with the
-// API's address once everything listens.
+// startService starts the service's parts on an open store, listening on addr, with the other
+// settings at their defaults (the demo uses this).
 func startService(ctx context.Context, st store.Store, cl cloud.Endpoints, addr string, log *slog.Logger, now func() time.Time) (*service, error) {
-	s := &service{store: st}
+	cfg := config.Defaults()
+	cfg.Addr = addr
+	return startServiceConfig(ctx, st, cl, cfg, log, now)
+}
+
+// startServiceConfig starts the service's parts on an open store as cfg says (Addr, Reload,
+// ShutdownTimeout; the store and the cloud are already open).
+func startServiceConfig(ctx context.Context, st store.Store, cl cloud.Endpoints, cfg config.Serve, log *slog.Logger, now func() time.Time) (*service, error) {
+	s := &service{store: st, shutdownTimeout: cfg.ShutdownTimeout}
 	tokens := entra.New(entra.Config{Cloud: cl, Logger: log.With("component", "entra"), Clock: now})
-	s.ingest = ingest.New(ingest.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "ingest"), Clock: now})
+	s.ingest = ingest.New(ingest.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "ingest"), Clock: now, Reload: cfg.Reload})
 	if err := s.ingest.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start ingestion: %w", err)
 	}
+	s.outbox = outbox.New(outbox.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "outbox"), Clock: now})
+	if err := s.outbox.Start(ctx); err != nil {
+		s.ingest.Close()
+		return nil, fmt.Errorf("start the outbox: %w", err)
+	}
 	s.webhooks = webhook.New(webhook.Config{Store: st, Logger: log.With("component", "webhook"), Clock: now})
 	if err := s.webhooks.Start(ctx); err != nil {
+		s.outbox.Close()
 		s.ingest.Close()
 		return nil, fmt.Errorf("start webhooks: %w", err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		s.webhooks.Close()
+		s.outbox.Close()
 		s.ingest.Close()
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = ln
-	s.http = &http.Server{Handler: api.New(api.Config{Store: st, Logger: log.With("component", "api"), Clock: now}),
-		ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: api.New(api.Config{Store: st, Outbox: s.outbox, Logger: log.With("component", "api"), Clock: now}),
+		ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("API server stopped", "err", err)
+			log.Error("API server stopped", "component", "api", "err", err)
 		}
 	}()
 	return s, nil
@@ -91,43 +114,63 @@ func (s *service) Addr() string { return s.ln.Addr().String() }
 // close stops the parts in reverse order: no new API requests, then the workers (each finishes or
 // abandons its batch whole), then the webhooks.
 func (s *service) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	d := s.shutdownTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	s.http.Shutdown(ctx)
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.http.Close() // the requests still running after the timeout lose their connections
+	}
 	s.ingest.Close()
+	s.outbox.Close()
 	s.webhooks.Close()
 }
 
 func cmdServe(e *env, args []string) error {
 	f := newFlags(e, "serve", serveUsage)
-	db := dbFlag(f)
-	cloudFile := cloudFlag(f)
-	addr := f.String("addr", "", "where the API listens (default $INKORG_ADDR, else 127.0.0.1:8025)")
-	logFormat := f.String("log-format", "text", "text or json")
-	logLevel := f.String("log-level", "info", "debug, info, warn or error")
+	flags := config.AddFlags(f.FlagSet)
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	if *addr == "" {
-		*addr = e.getenv("INKORG_ADDR")
-	}
-	if *addr == "" {
-		*addr = "127.0.0.1:8025"
-	}
-	log, err := newLogger(e.stderr, *logFormat, *logLevel)
+	cfg, err := flags.Load(e.getenv)
 	if err != nil {
-		return f.usageErr("%v", err)
+		var ce *config.Error
+		if errors.As(err, &ce) && ce.FromFlag() {
+			return f.usageErr("%v", err)
+		}
+		return fmt.Errorf("configuration: %w", err)
 	}
-	cl, err := loadCloud(e, *cloudFile)
+	base, err := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := base.With("component", "serve")
+	// The database, key file and cloud come from cfg alone: the helpers shared with the other
+	// commands see cfg's values where they would read the environment.
+	ce := *e
+	ce.getenv = func(k string) string {
+		switch k {
+		case "INKORG_DB":
+			return cfg.DB
+		case "INKORG_KEY_FILE":
+			return cfg.KeyFile
+		case "INKORG_CLOUD":
+			return cfg.Cloud
+		}
+		return e.getenv(k)
+	}
+	cl, err := loadCloud(&ce, cfg.Cloud)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(e, *db, false)
+	st, err := openStore(&ce, cfg.DB, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	s, err := startService(e.ctx, st, cl, *addr, log, e.now)
+	s, err := startServiceConfig(e.ctx, st, cl, cfg, base, e.now)
 	if err != nil {
 		return err
 	}

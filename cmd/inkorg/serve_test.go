@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,4 +146,82 @@ func inboxCount(t *testing.T, emu *emulator.Emulator, mailbox, folder string) in
 		}
 	}
 	return 0
+}
+
+// TestServeSendsMail posts a message to the served API as the webshop and finds it in the recipient's
+// emulated mailbox.
+func TestServeSendsMail(t *testing.T) {
+	emu, err := emulator.New(emulator.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	info := emu.Info()
+	c := newCLI(t)
+	db := filepath.Join(c.dir, "inkorg.db")
+	var app emulator.InfoApp
+	for _, a := range info.Apps {
+		if !a.PublicClient {
+			app = a
+		}
+	}
+	c.file("secret", app.ClientSecret)
+	c.want(0, []string{"settings", "system", "set", "--db", db, "--email-method", "exchange-online", "--client-id", app.ClientID,
+		"--tenant-id", info.TenantID, "--auth-flow", "client-secret", "--client-secret-file", filepath.Join(c.dir, "secret")}, "Saved")
+	c.want(0, []string{"settings", "user", "set", "WEBSHOP", "--db", db, "--email-method", "exchange-online", "--email-address", "webshop@contoso.example"}, "Saved")
+	c.want(0, []string{"settings", "webshop", "set", "--db", db, "--email-method", "according-to-user-settings"}, "Saved")
+	token := strings.TrimSpace(c.want(0, []string{"token", "create", "erp", "--db", db}).stdout)
+
+	cmd := exec.Command(binary, "serve", "--db", db, "--cloud", emu.InfoFile(), "--addr", "127.0.0.1:0")
+	cmd.Env = c.env
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	re := regexp.MustCompile(`api=(http://\S+/api/v1/)`)
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logs.String())
+		}
+	}
+	body := `{"asWebshop": true, "to": ["anna@contoso.example"], "subject": "Your order 1203", "text": "Thank you for your order."}`
+	req, _ := http.NewRequest("POST", base+"mail", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued struct{ ID, State string }
+	json.NewDecoder(resp.Body).Decode(&queued)
+	resp.Body.Close()
+	if resp.StatusCode != 202 || queued.ID == "" {
+		t.Fatalf("POST /mail: %d %+v\n%s", resp.StatusCode, queued, logs.String())
+	}
+	var state struct{ State string }
+	for deadline := time.Now().Add(20 * time.Second); state.State != "sent"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not sent: %+v\n%s", state, logs.String())
+		}
+		req, _ := http.NewRequest("GET", base+"mail/"+queued.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&state)
+		resp.Body.Close()
+	}
+	ms, err := emu.Store().Messages("anna@contoso.example", "INBOX")
+	if err != nil || len(ms) != 1 || ms[0].Subject != "Your order 1203" || ms[0].From != "webshop@contoso.example" {
+		t.Fatalf("anna's INBOX: %+v %v", ms, err)
+	}
 }
