@@ -7,56 +7,27 @@ import (
 	"testing"
 	"time"
 
-	"inkorg/internal/cloud"
 	"inkorg/internal/emulator"
 	"inkorg/internal/emulator/scenario"
 	"inkorg/internal/entra"
 	"inkorg/internal/settings"
+	"inkorg/internal/testutil/emutest"
 )
 
 type world struct {
-	emu *emulator.Emulator
+	emu *emutest.Emulator
 	d   *Doctor
 }
 
 func newWorld(t *testing.T, edit func(*scenario.Scenario)) *world {
 	t.Helper()
-	sc := scenario.Default(time.Now())
-	if edit != nil {
-		edit(sc)
-	}
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	c, err := cloud.Load(emu.InfoFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{emu: emu, d: &Doctor{Tokens: entra.New(entra.Config{Cloud: c}), Cloud: c, Timeout: 10 * time.Second}}
+	e := emutest.Start(t, edit)
+	return &world{emu: e, d: &Doctor{Tokens: entra.New(entra.Config{Cloud: e.Cloud}), Cloud: e.Cloud, Timeout: 10 * time.Second}}
 }
 
-func (w *world) app(public bool) emulator.InfoApp {
-	for _, a := range w.emu.Info().Apps {
-		if a.PublicClient == public {
-			return a
-		}
-	}
-	panic("no app")
-}
+func (w *world) app(public bool) emulator.InfoApp { return w.emu.App(public) }
 
-func (w *world) password(upn string) settings.Secret {
-	for _, u := range w.emu.Info().Users {
-		if u.UPN == upn {
-			return settings.NewSecret(u.Password)
-		}
-	}
-	panic("no user " + upn)
-}
+func (w *world) password(upn string) settings.Secret { return w.emu.Password(upn) }
 
 // clientSecretConfig is what an administrator enters for the Client secret flow.
 func (w *world) clientSecretConfig() settings.Config {

@@ -11,29 +11,15 @@ import (
 	"inkorg/internal/emulator"
 	"inkorg/internal/emulator/scenario"
 	"inkorg/internal/settings"
+	"inkorg/internal/testutil/emutest"
 )
 
 // startEmulator runs the emulator with the default scenario, changed by edit, and returns it with the
 // cloud its emulator.json describes.
 func startEmulator(t *testing.T, edit func(*scenario.Scenario)) (*emulator.Emulator, cloud.Endpoints) {
 	t.Helper()
-	sc := scenario.Default(time.Now())
-	if edit != nil {
-		edit(sc)
-	}
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	c, err := cloud.Load(emu.InfoFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emu, c
+	e := emutest.Start(t, edit)
+	return e.Emulator, e.Cloud
 }
 
 func appIdentity(emu *emulator.Emulator) Identity {

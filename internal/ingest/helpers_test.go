@@ -19,6 +19,7 @@ import (
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
 	"inkorg/internal/store/sqlite"
+	"inkorg/internal/testutil/emutest"
 )
 
 // m2mMessage is a Monitor-to-Monitor purchase order n: a text part, a PDF and an XML.
@@ -59,23 +60,8 @@ type world struct {
 
 func newWorld(t *testing.T, edit func(*scenario.Scenario)) *world {
 	t.Helper()
-	sc := scenario.Default(time.Now())
-	if edit != nil {
-		edit(sc)
-	}
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	c, err := cloud.Load(emu.InfoFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, emu: emu, cloud: c, dir: t.TempDir()}
+	e := emutest.Start(t, edit)
+	w := &world{t: t, emu: e.Emulator, cloud: e.Cloud, dir: t.TempDir()}
 	w.store = w.open()
 	t.Cleanup(func() { w.store.Close() })
 	return w
@@ -97,14 +83,7 @@ func (w *world) open() store.Store {
 func (w *world) configure(accounts ...settings.IncomingAccount) {
 	w.t.Helper()
 	ctx := context.Background()
-	info := w.emu.Info()
-	sys := settings.System{EmailMethod: settings.MethodExchangeOnline, TenantID: info.TenantID, AuthFlow: settings.FlowClientSecret}
-	for _, a := range info.Apps {
-		if !a.PublicClient {
-			sys.ClientID, sys.ClientSecret = a.ClientID, settings.NewSecret(a.ClientSecret)
-		}
-	}
-	if err := w.store.PutSystem(ctx, sys, "test"); err != nil {
+	if err := w.store.PutSystem(ctx, (&emutest.Emulator{Emulator: w.emu}).ClientSecretSystem(), "test"); err != nil {
 		w.t.Fatal(err)
 	}
 	for _, a := range accounts {

@@ -15,6 +15,8 @@ import (
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
 	"inkorg/internal/store/sqlite"
+
+	"inkorg/internal/testutil/emutest"
 )
 
 // clock is a settable test clock (starts at the real time).
@@ -56,26 +58,11 @@ type world struct {
 
 func startEmulator(t *testing.T, edit func(*scenario.Scenario)) *world {
 	t.Helper()
-	sc := scenario.Default(time.Now())
-	if edit != nil {
-		edit(sc)
-	}
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	c, err := cloud.Load(emu.InfoFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := emutest.Start(t, edit)
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	t.Cleanup(func() { st.Close() })
-	return &world{emu: emu, cloud: c, st: st, dir: dir}
+	return &world{emu: e.Emulator, cloud: e.Cloud, st: st, dir: dir}
 }
 
 // configure stores the Client secret flow, users ANNA and WEBSHOP (signature, copy to self as Bcc),
