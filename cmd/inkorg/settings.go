@@ -76,7 +76,7 @@ func cmdSettings(e *env, args []string) error {
 	case "webshop show":
 		return webshopShow(e, rest)
 	}
-	if proc == "-h" || proc == "--help" || proc == "help" {
+	if proc == "-h" || proc == "--help" || proc == "help" || action == "-h" || action == "--help" || action == "help" {
 		fmt.Fprint(e.stdout, settingsUsage)
 		return errHelp
 	}
