@@ -64,6 +64,7 @@ Commands:
   doctor     check step by step that an account, a user or the webshop can reach Exchange
   send       send a message as a user or as the webshop, through the outbox
   token      create, list and revoke the ERP's API bearer tokens
+  admin      create, list and remove the operators of the admin web UI
   webhook    set, list and remove the webhook URL of each incoming type
   emulator   run a local Entra ID + Exchange Online emulator
   backup     write a consistent copy of the SQLite database while the service runs
@@ -134,6 +135,8 @@ func dispatch(e *env, args []string) error {
 		return cmdSend(e, rest)
 	case "token":
 		return cmdToken(e, rest)
+	case "admin":
+		return cmdAdmin(e, rest)
 	case "webhook":
 		return cmdWebhook(e, rest)
 	case "backup":

@@ -13,10 +13,12 @@ import (
 	"inkorg/internal/api"
 	"inkorg/internal/cloud"
 	"inkorg/internal/config"
+	"inkorg/internal/doctor"
 	"inkorg/internal/entra"
 	"inkorg/internal/ingest"
 	"inkorg/internal/outbox"
 	"inkorg/internal/store"
+	"inkorg/internal/web"
 	"inkorg/internal/webhook"
 )
 
@@ -98,7 +100,17 @@ func startServiceConfig(ctx context.Context, st store.Store, cl cloud.Endpoints,
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s.ln = ln
-	s.http = &http.Server{Handler: api.New(api.Config{Store: st, Outbox: s.outbox, Logger: log.With("component", "api"), Clock: now}),
+	doc := &doctor.Doctor{Tokens: tokens, Cloud: cl, Clock: now, Logger: log.With("component", "doctor")}
+	ui, err := web.New(web.Config{Store: st, API: api.New(api.Config{Store: st, Outbox: s.outbox, Logger: log.With("component", "api"), Clock: now}),
+		Validate: doc.CheckAccount, Logger: log.With("component", "web"), Clock: now})
+	if err != nil {
+		ln.Close()
+		s.webhooks.Close()
+		s.outbox.Close()
+		s.ingest.Close()
+		return nil, fmt.Errorf("start the web UI: %w", err)
+	}
+	s.http = &http.Server{Handler: ui,
 		ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 	"time"
 
 	"inkorg/internal/diag"
@@ -176,6 +178,10 @@ func (w *worker) finishMoves(ctx context.Context, s Session, folder string, vali
 
 // catchUp stores every message newer than the cursor, batch by batch, and moves each batch after it
 // is committed. It returns how many messages it committed.
+//
+// The batches are pipelined: while batch N is being committed (the database), batch N+1 is fetched and
+// parsed (the network, the other core); then N is moved. A batch is still never moved before its
+// commit has returned, so the crash rules are those of the sequential loop.
 func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity uint32) (int, error) {
 	cur, err := w.cfg.Store.Cursor(ctx, w.t.Account.ID, folder)
 	if err != nil {
@@ -198,46 +204,124 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	w.state.Backlog = len(uids)
 	w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
 	total := 0
-	for len(uids) > 0 {
-		if ctx.Err() != nil {
-			return total, nil
+	var pending *commit
+	// settle waits for the batch being committed and, when move is set, moves it.
+	settle := func(move bool) error {
+		if pending == nil {
+			return nil
 		}
+		c := pending
+		pending = nil
+		<-c.done
+		if c.err != nil {
+			return c.err
+		}
+		total += len(c.batch.Messages)
+		if !move || !c.move {
+			return nil
+		}
+		return w.move(ctx, s, folder, validity, c.batch.Messages)
+	}
+	defer settle(false) // never leave a commit running behind the caller's back
+	for len(uids) > 0 && ctx.Err() == nil {
 		n := min(len(uids), w.cfg.BatchSize)
-		done, consumed, err := w.batch(ctx, s, folder, validity, uids[:n])
-		total += done
-		if err != nil {
+		ms, last, consumed, ferr := w.fetch(s, uids[:n])
+		if ferr != nil {
+			// The connection is gone: commit what arrived (the previous batch's commit first), move it
+			// in the next session.
+			if err := settle(false); err != nil {
+				return total, err
+			}
+			if last != 0 {
+				pending = w.commitAsync(ctx, folder, validity, last, ms, false)
+				if err := settle(false); err != nil {
+					return total, err
+				}
+			}
+			return total, ferr
+		}
+		if err := settle(true); err != nil {
 			return total, err
+		}
+		if last != 0 {
+			pending = w.commitAsync(ctx, folder, validity, last, ms, true)
+		}
+		if consumed == 0 {
+			return total, fmt.Errorf("fetch returned none of %d messages", n)
 		}
 		uids = uids[consumed:]
 		w.state.Backlog = len(uids)
 	}
-	return total, nil
+	return total, settle(true)
 }
 
-// batch fetches some UIDs, commits what arrived complete, then moves it, and says how many UIDs it
-// dealt with. A batch ends early when it holds BatchBytes. When the connection breaks mid-FETCH, the
-// messages fetched before the break are committed as far as the UIDs are contiguous from the start,
-// so the cursor never jumps over one that did not arrive.
-func (w *worker) batch(ctx context.Context, s Session, folder string, validity uint32, uids []uint32) (stored, consumed int, err error) {
-	got := map[uint32]store.NewMessage{}
-	size := 0
+// commit is a batch being committed in the background.
+type commit struct {
+	batch store.Batch
+	move  bool
+	done  chan struct{}
+	err   error
+}
+
+// commitAsync commits a batch in the background. The commit is not cut short by a shutdown: it is one
+// transaction either way, and a finished fetch is worth keeping.
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool) *commit {
+	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
+		UIDValidity: validity, LastUID: last, Messages: ms}, move: move, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), c.batch)
+		if err != nil {
+			c.err = fmt.Errorf("commit batch: %w", err)
+			return
+		}
+		dups := 0
+		for _, r := range committed {
+			if r.Duplicate {
+				dups++
+			}
+		}
+		w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
+	}()
+	return c
+}
+
+// fetch fetches some UIDs and parses them (in parallel with the fetch, on the other cores). It
+// returns the messages that arrived complete as far as the UIDs are contiguous from the start — so
+// the cursor never jumps over one that did not arrive — the last UID dealt with, and how many UIDs
+// that is. A batch ends early when it holds BatchBytes.
+func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last uint32, consumed int, err error) {
+	var (
+		mu   sync.Mutex
+		got  = map[uint32]store.NewMessage{}
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		size int
+	)
 	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
 		raw, err := readAll(f.Body)
 		if err != nil {
 			return err
 		}
-		got[f.UID] = w.route(f.UID, raw)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(uid uint32) {
+			defer func() { <-sem; wg.Done() }()
+			nm := w.route(uid, raw)
+			mu.Lock()
+			got[uid] = nm
+			mu.Unlock()
+		}(f.UID)
 		if size += len(raw); size >= w.cfg.BatchBytes {
 			return errBatchFull
 		}
 		return nil
 	})
+	wg.Wait()
 	complete := ferr == nil
 	if errors.Is(ferr, errBatchFull) {
 		ferr = nil
 	}
-	var ms []store.NewMessage
-	last := uint32(0)
 	for _, u := range uids {
 		nm, ok := got[u]
 		if !ok {
@@ -249,40 +333,14 @@ func (w *worker) batch(ctx context.Context, s Session, folder string, validity u
 		}
 		ms, last, consumed = append(ms, nm), u, consumed+1
 	}
-	if last != 0 {
-		// After a broken FETCH the connection is gone: commit now, move in the next session.
-		if stored, err = w.commitAndMove(ctx, s, folder, validity, last, ms, ferr == nil); err != nil {
-			return stored, consumed, err
-		}
-	}
-	if ferr == nil && consumed == 0 {
-		return 0, 0, fmt.Errorf("fetch returned none of %d messages", len(uids))
-	}
-	return stored, consumed, ferr
+	return ms, last, consumed, ferr
 }
 
 // errBatchFull stops a FETCH when the batch holds enough bytes.
 var errBatchFull = errors.New("batch full")
 
-// commitAndMove makes a batch durable, then moves its messages on the server and records the moves.
-func (w *worker) commitAndMove(ctx context.Context, s Session, folder string, validity, last uint32, ms []store.NewMessage, move bool) (int, error) {
-	// The commit must not be cut short by a shutdown: it is one transaction either way, and a
-	// finished fetch is worth keeping.
-	committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address,
-		Type: w.t.Account.Type, Folder: folder, UIDValidity: validity, LastUID: last, Messages: ms})
-	if err != nil {
-		return 0, fmt.Errorf("commit batch: %w", err)
-	}
-	dups := 0
-	for _, c := range committed {
-		if c.Duplicate {
-			dups++
-		}
-	}
-	w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
-	if !move {
-		return len(ms), nil
-	}
+// move moves a committed batch's messages on the server and records the moves.
+func (w *worker) move(ctx context.Context, s Session, folder string, validity uint32, ms []store.NewMessage) error {
 	byDest := map[string][]uint32{}
 	for _, m := range ms {
 		if m.Dest != "" {
@@ -291,11 +349,11 @@ func (w *worker) commitAndMove(ctx context.Context, s Session, folder string, va
 	}
 	for dest, uids := range byDest {
 		if err := s.Move(uids, dest); err != nil {
-			return len(ms), err
+			return err
 		}
 		if err := w.cfg.Store.MarkMoved(context.WithoutCancel(ctx), w.t.Account.ID, folder, validity, uids); err != nil {
-			return len(ms), err
+			return err
 		}
 	}
-	return len(ms), nil
+	return nil
 }
