@@ -17,6 +17,7 @@ import (
 	"inkorg/internal/emulator"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
+	"inkorg/internal/web"
 )
 
 const demoUsage = `usage: inkorg demo [--dir DIR]
@@ -103,6 +104,10 @@ func cmdDemo(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	adminPassword, err := demoAdmin(e, st)
+	if err != nil {
+		return err
+	}
 	cl, err := cloud.Load(emu.InfoFile())
 	if err != nil {
 		return err
@@ -129,6 +134,7 @@ func cmdDemo(e *env, args []string) error {
 inkorg demo is ready.
   Settings       validated ✓ (%d users with own settings, %d incoming accounts, webshop according to user settings)
   Incoming mail  %d of %d sample messages stored and moved to %s on the server
+  Admin UI       %s   (user admin, password %s)
   ERP API        %s   (token: %s)
   Entra ID       %s/%s  (token endpoint /oauth2/v2.0/token)
   Exchange IMAP  %s  (implicit TLS, XOAUTH2)
@@ -145,7 +151,7 @@ Look around (in another terminal):
   curl --cacert %s -X POST --data-binary @some.eml %s/mailboxes/m2m@contoso.example/messages   # more mail
 
 Press Ctrl-C to stop.
-`, len(c.Users), len(c.Accounts), stored, len(samples), settings.DefaultProcessedFolder, api, token, info.Authority, info.TenantID, info.IMAP, info.SMTP,
+`, len(c.Users), len(c.Accounts), stored, len(samples), settings.DefaultProcessedFolder, "http://"+svc.Addr()+"/", adminPassword, api, token, info.Authority, info.TenantID, info.IMAP, info.SMTP,
 		info.Admin, info.CAFile, emu.InfoFile(), token, api, token, api, db, emu.InfoFile(), db, info.CAFile, info.Admin)
 	<-e.ctx.Done()
 	fmt.Fprintln(e.stdout, "Stopping.")
@@ -253,4 +259,23 @@ func demoMessages() []demoMessage {
 		plain(6, "orders@contoso.example", "Buyer <buyer@customer.example>", "Order: 40 pcs art. 1203", "Please deliver 40 pieces of article 1203 by Friday."),
 		plain(7, "info@contoso.example", "Visitor <visitor@example.org>", "Opening hours", "Are you open on Saturdays?"),
 	}
+}
+
+// demoAdmin gives the demo an operator "admin" with a fresh random password (the old one, if any, is
+// replaced), so the admin UI can be tried at once.
+func demoAdmin(e *env, st store.Store) (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(b)
+	hash, err := web.HashPassword(pw)
+	if err != nil {
+		return "", err
+	}
+	_ = st.RemoveOperator(e.ctx, "admin")
+	if _, err := st.CreateOperator(e.ctx, store.Operator{Name: "admin", Role: store.RoleAdmin}, hash); err != nil {
+		return "", fmt.Errorf("demo: admin operator: %w", err)
+	}
+	return pw, nil
 }

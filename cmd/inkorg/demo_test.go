@@ -50,7 +50,7 @@ func TestDemo(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("demo not ready after 60 s; stderr:\n%s", stderr.String())
 	}
-	for _, want := range []string{"validated ✓", "4 incoming accounts", "Exchange IMAP  127.0.0.1:", "7 of 7 sample messages stored"} {
+	for _, want := range []string{"validated ✓", "4 incoming accounts", "Exchange IMAP  127.0.0.1:", "7 of 7 sample messages stored", "Admin UI       http://127.0.0.1:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
