@@ -36,7 +36,7 @@ type Config struct {
 	Dial DialFunc
 	// Reload is how often the settings are read again (default 5 s).
 	Reload time.Duration
-	// BatchSize and BatchBytes bound one durable batch (defaults 100 messages, 16 MiB).
+	// BatchSize and BatchBytes bound one durable batch (defaults 500 messages, 16 MiB).
 	BatchSize  int
 	BatchBytes int
 	// Backoff bounds the wait between reconnects after a transient failure (defaults 1 s … 5 min).
@@ -56,7 +56,7 @@ func (c *Config) defaults() {
 		c.Reload = 5 * time.Second
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 100
+		c.BatchSize = 500
 	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 16 << 20
