@@ -80,12 +80,20 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.Security == ImplicitTLS {
 		c = smtp.NewClient(raw)
 	} else {
-		c, err = smtp.NewClientStartTLS(raw, tc)
+		sc := &startTLSConn{Conn: raw}
+		c, err = smtp.NewClientStartTLS(sc, tc)
 		if err != nil {
 			raw.Close()
+			if smtpErr(err) != nil && !sc.sent {
+				// The greeting or EHLO was refused, not STARTTLS.
+				return nil, fromSMTP(diag.StageConnect, err, cfg.Facts)
+			}
 			e := dialError(err, cfg.Addr)
-			if smtpErr(err) != nil || strings.Contains(err.Error(), "STARTTLS") {
+			if se := smtpErr(err); se != nil || strings.Contains(err.Error(), "STARTTLS") {
 				e.Stage, e.Kind, e.Code = diag.StageTLS, diag.KindConfig, "starttls"
+				if se != nil && se.Code/100 == 4 {
+					e.Kind = diag.KindTransient // 454 TLS not available due to temporary reason
+				}
 				e.Summary = "STARTTLS with " + cfg.Addr + " failed: " + err.Error()
 				e.Remedy = "check that the server offers STARTTLS on this port (Exchange Online: smtp.office365.com:587)"
 			}
@@ -99,9 +107,29 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	if err := c.Hello(name); err != nil {
 		c.Close()
+		if smtpErr(err) == nil {
+			// With STARTTLS the TLS handshake happens here, on the first command after it.
+			if e := dialError(err, cfg.Addr); e.Stage == diag.StageTLS {
+				return nil, e
+			}
+		}
 		return nil, fromSMTP(diag.StageConnect, err, cfg.Facts)
 	}
 	return &Conn{c: c, cfg: cfg}, nil
+}
+
+// startTLSConn notes whether the STARTTLS command has been written, so that a refused greeting or
+// EHLO is not reported as a refused STARTTLS.
+type startTLSConn struct {
+	net.Conn
+	sent bool
+}
+
+func (c *startTLSConn) Write(b []byte) (int, error) {
+	if !c.sent && strings.HasPrefix(strings.ToUpper(string(b[:min(len(b), 8)])), "STARTTLS") {
+		c.sent = true
+	}
+	return c.Conn.Write(b)
 }
 
 func dialError(err error, addr string) *diag.Error {
