@@ -12,6 +12,7 @@
 //	GET  /api/v1/messages/{id}/attachments/{n}       the decoded attachment n
 //	POST /api/v1/messages/{id}/ack                   {"id", "ackedAt"}; idempotent
 //	GET  /api/v1/accounts                            the incoming accounts and their workers' state
+//	GET  /api/v1/openapi.json                        the OpenAPI 3 description (no authentication)
 //
 // The ERP pages with the cursor: it keeps the "next" of each response and passes it as "after" in the
 // next request; an empty page means it has everything for now (poll again later with the same cursor).
@@ -30,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"inkorg/internal/openapi"
 	"inkorg/internal/outbox"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
@@ -63,8 +65,9 @@ type AccountView struct {
 const maxTokenLen = 512
 
 type handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg  Config
+	mux  *http.ServeMux
+	spec http.Handler // GET /api/v1/openapi.json
 }
 
 // New returns the API as an http.Handler.
@@ -75,33 +78,103 @@ func New(cfg Config) http.Handler {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	h := &handler{cfg: cfg}
+	h := &handler{cfg: cfg, spec: openapi.Handler()}
 	if h.cfg.Accounts == nil {
 		h.cfg.Accounts = h.storeAccounts
 	}
 	api := http.NewServeMux()
-	api.Handle("/api/v1/messages", methods{http.MethodGet: h.listMessages})
-	api.Handle("/api/v1/messages/{id}", methods{http.MethodGet: h.getMessage})
-	api.Handle("/api/v1/messages/{id}/raw", methods{http.MethodGet: h.getRaw})
-	api.Handle("/api/v1/messages/{id}/attachments/{n}", methods{http.MethodGet: h.getAttachment})
-	api.Handle("/api/v1/messages/{id}/ack", methods{http.MethodPost: h.ack})
-	api.Handle("/api/v1/accounts", methods{http.MethodGet: h.accounts})
-	h.mailRoutes(api)
+	root := http.NewServeMux()
+	for _, g := range groupRoutes(routeTable()) {
+		m := methods{}
+		for method, serve := range g.serve {
+			m[method] = func(w http.ResponseWriter, r *http.Request) { serve(h, w, r) }
+		}
+		if g.public {
+			root.Handle(g.path, m)
+		} else {
+			api.Handle(g.path, m)
+		}
+	}
 	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API route: "+r.URL.Path+" (see /api/v1/messages and /api/v1/accounts)")
 	})
-
-	root := http.NewServeMux()
-	root.Handle("/healthz", methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	}})
 	root.Handle("/api/v1/", h.authenticate(api))
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "not found: "+r.URL.Path+" (the API is under /api/v1/)")
 	})
 	h.mux = root
 	return h
+}
+
+// route is one method and path the API answers. A public route needs no bearer token.
+type route struct {
+	method, path string
+	public       bool
+	serve        func(h *handler, w http.ResponseWriter, r *http.Request)
+}
+
+// routeTable is every route New registers, and what Routes and PublicRoutes list.
+func routeTable() []route {
+	rs := []route{
+		{http.MethodGet, "/healthz", true, func(_ *handler, w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "ok")
+		}},
+		// The description is public, like /healthz: it holds no data, and the ERP's developers and their
+		// tools (code generators, Swagger UI) read it before they have a token.
+		{http.MethodGet, "/api/v1/openapi.json", true, func(h *handler, w http.ResponseWriter, r *http.Request) {
+			h.spec.ServeHTTP(w, r)
+		}},
+		{http.MethodGet, "/api/v1/messages", false, (*handler).listMessages},
+		{http.MethodGet, "/api/v1/messages/{id}", false, (*handler).getMessage},
+		{http.MethodGet, "/api/v1/messages/{id}/raw", false, (*handler).getRaw},
+		{http.MethodGet, "/api/v1/messages/{id}/attachments/{n}", false, (*handler).getAttachment},
+		{http.MethodPost, "/api/v1/messages/{id}/ack", false, (*handler).ack},
+		{http.MethodGet, "/api/v1/accounts", false, (*handler).accounts},
+	}
+	return append(rs, mailRoutes()...)
+}
+
+// routeGroup is the routes of one path: ServeMux takes each path once, and methods picks the handler.
+type routeGroup struct {
+	path   string
+	public bool
+	serve  map[string]func(h *handler, w http.ResponseWriter, r *http.Request)
+}
+
+func groupRoutes(rs []route) []routeGroup {
+	var gs []routeGroup
+	index := map[string]int{}
+	for _, r := range rs {
+		i, ok := index[r.path]
+		if !ok {
+			i = len(gs)
+			index[r.path] = i
+			gs = append(gs, routeGroup{path: r.path, public: r.public, serve: map[string]func(*handler, http.ResponseWriter, *http.Request){}})
+		}
+		gs[i].serve[r.method] = r.serve
+	}
+	return gs
+}
+
+// Routes are the patterns New registers, "METHOD /path" as net/http writes them (GET also answers HEAD).
+func Routes() []string {
+	var out []string
+	for _, r := range routeTable() {
+		out = append(out, r.method+" "+r.path)
+	}
+	return out
+}
+
+// PublicRoutes are the Routes that answer without a bearer token.
+func PublicRoutes() []string {
+	var out []string
+	for _, r := range routeTable() {
+		if r.public {
+			out = append(out, r.method+" "+r.path)
+		}
+	}
+	return out
 }
 
 // ServeHTTP adds the security headers, logs the request and recovers from a panic.

@@ -76,10 +76,13 @@ type mailView struct {
 	Bcc any `json:"bcc,omitempty"` // hidden: the ERP posted them, the status need not repeat them
 }
 
-func (h *handler) mailRoutes(mux *http.ServeMux) {
-	mux.Handle("/api/v1/mail", methods{http.MethodPost: h.postMail})
-	mux.Handle("/api/v1/mail/{id}", methods{http.MethodGet: h.getMail})
-	mux.Handle("/api/v1/mail/{id}/resolve", methods{http.MethodPost: h.resolveMail})
+// mailRoutes are the outgoing mail's entries of routeTable.
+func mailRoutes() []route {
+	return []route{
+		{http.MethodPost, "/api/v1/mail", false, (*handler).postMail},
+		{http.MethodGet, "/api/v1/mail/{id}", false, (*handler).getMail},
+		{http.MethodPost, "/api/v1/mail/{id}/resolve", false, (*handler).resolveMail},
+	}
 }
 
 func (h *handler) noOutbox(w http.ResponseWriter) bool {
