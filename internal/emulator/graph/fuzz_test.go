@@ -132,3 +132,24 @@ func TestSplitPath(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutBcc(t *testing.T) {
+	in := "From: a@x\r\nBcc: secret@x,\r\n  other@x\r\nTo: b@x\r\nSubject: s\r\n\r\nBcc: in the body stays\r\n"
+	want := "From: a@x\r\nTo: b@x\r\nSubject: s\r\n\r\nBcc: in the body stays\r\n"
+	if got := string(withoutBcc([]byte(in))); got != want {
+		t.Errorf("got %q", got)
+	}
+	if got := string(withoutBcc([]byte("no header end"))); got != "no header end" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func FuzzWithoutBcc(f *testing.F) {
+	f.Add([]byte("From: a@x\r\nBcc: b@x\r\n\r\nbody"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		out := withoutBcc(raw)
+		if len(out) > len(raw) {
+			t.Fatalf("grew: %q → %q", raw, out)
+		}
+	})
+}

@@ -181,7 +181,7 @@ func (h *Handler) deliver(rq *request, rcpts []string, raw []byte, save bool) er
 		if !h.store.HasMailbox(a) {
 			continue // mail for other organisations leaves the emulator
 		}
-		if _, err := h.store.Deliver(a, "INBOX", raw); err != nil {
+		if _, err := h.store.Deliver(a, "INBOX", withoutBcc(raw)); err != nil {
 			return fmt.Errorf("graph: deliver to %s: %w", a, err)
 		}
 	}
@@ -319,4 +319,30 @@ func (h *Handler) buildMIME(m *sendMessage, from recipient, now time.Time) ([]by
 		return nil, errorf(http.StatusRequestEntityTooLarge, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.")
 	}
 	return b.Bytes(), nil
+}
+
+// withoutBcc is the copy recipients get: Exchange takes the Bcc header out (the sender's Sent Items
+// keeps it).
+func withoutBcc(raw []byte) []byte {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		return raw
+	}
+	var out bytes.Buffer
+	out.Grow(len(raw))
+	skipping := false
+	for _, line := range bytes.SplitAfter(raw[:end+2], []byte("\r\n")) {
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			if !skipping {
+				out.Write(line)
+			}
+			continue
+		}
+		skipping = len(line) >= 4 && bytes.EqualFold(line[:4], []byte("bcc:"))
+		if !skipping {
+			out.Write(line)
+		}
+	}
+	out.Write(raw[end+2:])
+	return out.Bytes()
 }
