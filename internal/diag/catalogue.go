@@ -255,8 +255,19 @@ func FromSMTP(stage Stage, code int, enhanced, text string, f Facts) *Error {
 		}
 	case enhanced == "5.7.57" || code == 530:
 		e.Summary, e.Remedy = "the SMTP server wants a sign-in before sending", "this is inkorg's order of commands; report it"
+	case enhanced == "5.1.1" || enhanced == "5.1.10":
+		e.Summary, e.Remedy = "a recipient's address does not exist", "check the recipient addresses in the message"
+	case enhanced == "5.4.1" || strings.Contains(lower, "relay access denied"):
+		e.Summary, e.Remedy = "the server does not accept mail for this recipient (relaying refused)", "check the recipient address; to send outside the organisation, the sender must be signed in"
+	case enhanced == "5.2.2":
+		e.Summary, e.Remedy = "the recipient's mailbox is full", "ask the recipient to make room, then send again"
+	case enhanced == "5.3.4" || code == 552:
+		e.Summary, e.Remedy = "the message is too large for the server", "send smaller attachments (Exchange Online accepts up to 35 MB by default)"
+	case strings.HasPrefix(enhanced, "5.1."):
+		e.Summary, e.Remedy = "an address in the message was refused: "+strings.TrimSpace(text), "check the sender and recipient addresses"
 	default:
 		e.Summary = "the SMTP server refused: " + strings.TrimSpace(text)
+		e.Remedy = "the server's own words above say why; if they name a setting, change it, otherwise report them"
 	}
 	return e
 }

@@ -123,6 +123,10 @@ func TestFromSMTP(t *testing.T) {
 		{554, "5.2.252", "SendAsDenied; a@x not allowed to send as b@x", `Add-RecipientPermission -Identity "info@contoso.example" -Trustee 5a4b3c2d`, KindConfig},
 		{550, "5.7.30", "Basic authentication is not supported for Client Submission.", "", KindConfig},
 		{451, "4.4.0", "Try later", "", KindTransient},
+		{550, "5.1.1", "Recipient address rejected: User unknown", "check the recipient addresses", KindConfig},
+		{554, "5.4.1", "Relay access denied", "the sender must be signed in", KindConfig},
+		{552, "5.3.4", "Message size exceeds fixed limit", "smaller attachments", KindConfig},
+		{554, "5.0.0", "Something else", "the server's own words", KindConfig},
 	} {
 		e := FromSMTP(StageSend, tt.code, tt.enh, tt.text, facts)
 		if e.Kind != tt.kind || !strings.Contains(strings.Join(e.Actions, "\n")+e.Remedy, tt.want) || !strings.HasPrefix(e.Code, fmt.Sprintf("SMTP %d", tt.code)) {
