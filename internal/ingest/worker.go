@@ -203,6 +203,15 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	}
 	w.state.Backlog = len(uids)
 	w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
+	// A large backlog gets a second connection that moves each committed batch while the first one
+	// fetches the next: on a real server MOVE costs about as much as FETCH.
+	var mover Session
+	if len(uids) > 2*w.cfg.BatchSize && !w.t.Eff.Mailbox.LeaveInPlace.Value {
+		mover = w.openMover(ctx, folder, validity)
+		if mover != nil {
+			defer mover.Close()
+		}
+	}
 	total := 0
 	var pending *commit
 	// settle waits for the batch being committed and, when move is set, moves it.
@@ -217,7 +226,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return c.err
 		}
 		total += len(c.batch.Messages)
-		if !move || !c.move {
+		if !move || !c.move || c.moved {
 			return nil
 		}
 		return w.move(ctx, s, folder, validity, c.batch.Messages)
@@ -233,7 +242,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 				return total, err
 			}
 			if last != 0 {
-				pending = w.commitAsync(ctx, folder, validity, last, ms, false)
+				pending = w.commitAsync(ctx, folder, validity, last, ms, false, nil)
 				if err := settle(false); err != nil {
 					return total, err
 				}
@@ -244,7 +253,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return total, err
 		}
 		if last != 0 {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, true)
+			pending = w.commitAsync(ctx, folder, validity, last, ms, true, mover)
 		}
 		if consumed == 0 {
 			return total, fmt.Errorf("fetch returned none of %d messages", n)
@@ -255,17 +264,35 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	return total, settle(true)
 }
 
-// commit is a batch being committed in the background.
+// commit is a batch being committed in the background (and, with a mover, moved after its commit).
 type commit struct {
 	batch store.Batch
 	move  bool
+	moved bool // moved by the mover connection
 	done  chan struct{}
 	err   error
 }
 
+// openMover opens the second connection, or returns nil (the first one then moves too) when it cannot
+// be opened or sees another UIDVALIDITY.
+func (w *worker) openMover(ctx context.Context, folder string, validity uint32) Session {
+	c, err := w.cfg.Dial(ctx, w.t)
+	if err != nil {
+		w.log.Info("no second connection for moving; moving on the first", "err", err)
+		return nil
+	}
+	mb, err := c.Session.Select(folder)
+	if err != nil || mb.UIDValidity != validity {
+		c.Session.Close()
+		w.log.Info("no second connection for moving; moving on the first", "err", err)
+		return nil
+	}
+	return c.Session
+}
+
 // commitAsync commits a batch in the background. The commit is not cut short by a shutdown: it is one
 // transaction either way, and a finished fetch is worth keeping.
-func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool) *commit {
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool, mover Session) *commit {
 	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
 		UIDValidity: validity, LastUID: last, Messages: ms}, move: move, done: make(chan struct{})}
 	go func() {
@@ -282,6 +309,14 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 			}
 		}
 		w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
+		if move && mover != nil {
+			if err := w.move(ctx, mover, folder, validity, ms); err != nil {
+				// Committed, not moved: the next session finds the moves pending and does them.
+				c.err = err
+				return
+			}
+			c.moved = true
+		}
 	}()
 	return c
 }
