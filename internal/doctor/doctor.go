@@ -9,8 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -170,7 +168,7 @@ func (d *Doctor) CheckAccount(ctx context.Context, c settings.Config, address st
 	e := settings.ResolveAccount(c.System, a)
 	rep.What = describe(e.EmailMethod.Value, e.AuthFlow.Value)
 	r.settingsStep(c, settings.AccountPath(a.Address))
-	d.imapSteps(ctx, r, e.EmailMethod.Value, e.Server, identity(c.System, e.Exchange, e.ExchangeUsername.Value, e.ExchangePassword.Value), a.Address)
+	d.imapSteps(ctx, r, e.EmailMethod.Value, e.Server, entra.IdentityFor(c.System, e.Exchange, e.ExchangeUsername.Value, e.ExchangePassword.Value), a.Address)
 	return finish(rep)
 }
 
@@ -219,13 +217,6 @@ func describe(m settings.EmailMethod, f settings.AuthFlow) string {
 	return m.Label()
 }
 
-// identity is who signs in: the effective Exchange Online values, the certificate of the system
-// settings, and the mailbox's user name and password for the User name/Password flow.
-func identity(sys settings.System, x settings.Exchange, user string, pw settings.Secret) entra.Identity {
-	return entra.Identity{TenantID: x.TenantID.Value, ClientID: x.ClientID.Value, Flow: x.AuthFlow.Value, Secret: x.ClientSecret.Value,
-		Certificate: []byte(sys.ClientCertificate), Key: sys.ClientKey, Username: user, Password: pw}
-}
-
 // tokenSteps runs token and claims and returns the token (empty when a step failed).
 func (d *Doctor) tokenSteps(ctx context.Context, r *run, id entra.Identity, p entra.Purpose, mailbox string) (entra.Token, diag.Facts) {
 	facts := d.Tokens.Facts(id, mailbox)
@@ -267,11 +258,7 @@ func (d *Doctor) imapAddr(m settings.EmailMethod, s settings.Server) string {
 	if m == settings.MethodExchangeOnline {
 		return d.Cloud.IMAP
 	}
-	port := s.Port.Value
-	if port == 0 {
-		port = 993
-	}
-	return net.JoinHostPort(s.ServerAddress.Value, strconv.Itoa(port))
+	return s.IMAPAddr()
 }
 
 func (d *Doctor) imapSteps(ctx context.Context, r *run, m settings.EmailMethod, s settings.Server, id entra.Identity, mailbox string) {
@@ -327,15 +314,11 @@ func (d *Doctor) smtpAddr(m settings.EmailMethod, s settings.Server) (string, sm
 	if m == settings.MethodExchangeOnline {
 		return d.Cloud.SMTP, smtpsend.StartTLS
 	}
-	port := s.Port.Value
-	if port == 0 {
-		port = 587
+	addr, implicit := s.SMTPAddr()
+	if implicit {
+		return addr, smtpsend.ImplicitTLS
 	}
-	sec := smtpsend.StartTLS
-	if port == 465 {
-		sec = smtpsend.ImplicitTLS
-	}
-	return net.JoinHostPort(s.ServerAddress.Value, strconv.Itoa(port)), sec
+	return addr, smtpsend.StartTLS
 }
 
 func (d *Doctor) userSteps(ctx context.Context, r *run, c settings.Config, e settings.EffectiveUser, sendTo string, prefixes ...string) {
@@ -349,7 +332,7 @@ func (d *Doctor) userSteps(ctx context.Context, r *run, c settings.Config, e set
 	}
 	var tok entra.Token
 	facts := diag.Facts{Mailbox: from, Username: e.ExchangeUsername.Value, From: from}
-	id := identity(c.System, e.Exchange, e.ExchangeUsername.Value, e.ExchangePassword.Value)
+	id := entra.IdentityFor(c.System, e.Exchange, e.ExchangeUsername.Value, e.ExchangePassword.Value)
 	if m == settings.MethodExchangeOnline {
 		tok, facts = d.tokenSteps(ctx, r, id, entra.PurposeSMTP, from)
 		facts.From = from

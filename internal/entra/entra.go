@@ -381,3 +381,11 @@ func (p *Provider) tokenError(err error, id Identity) error {
 	}
 	return e
 }
+
+// IdentityFor is who signs in for a user, an incoming account or the webshop: the effective Exchange
+// Online values, the system's certificate (certificates are set there only), and the mailbox's User
+// name (Exchange) and Password (Exchange) for the User name/Password flow.
+func IdentityFor(sys settings.System, x settings.Exchange, username string, password settings.Secret) Identity {
+	return Identity{TenantID: x.TenantID.Value, ClientID: x.ClientID.Value, Flow: x.AuthFlow.Value, Secret: x.ClientSecret.Value,
+		Certificate: []byte(sys.ClientCertificate), Key: sys.ClientKey, Username: username, Password: password}
+}

@@ -2,9 +2,6 @@ package ingest
 
 import (
 	"context"
-	"io"
-	"net"
-	"strconv"
 	"time"
 
 	"inkorg/internal/diag"
@@ -45,9 +42,7 @@ var _ Session = (*imapsource.Conn)(nil)
 
 // identity is who signs in for an account.
 func identity(t Target) entra.Identity {
-	e := t.Eff
-	return entra.Identity{TenantID: e.TenantID.Value, ClientID: e.ClientID.Value, Flow: e.AuthFlow.Value, Secret: e.ClientSecret.Value,
-		Certificate: []byte(t.System.ClientCertificate), Key: t.System.ClientKey, Username: e.ExchangeUsername.Value, Password: e.ExchangePassword.Value}
+	return entra.IdentityFor(t.System, t.Eff.Exchange, t.Eff.ExchangeUsername.Value, t.Eff.ExchangePassword.Value)
 }
 
 // imapDialer signs in to Exchange Online with XOAUTH2 (checking the token's claims first), or to any
@@ -81,11 +76,7 @@ func imapDialer(cfg *Config) DialFunc {
 				return Connected{}, e
 			}
 		} else {
-			port := e.Port.Value
-			if port == 0 {
-				port = 993
-			}
-			addr = net.JoinHostPort(e.ServerAddress.Value, strconv.Itoa(port))
+			addr = e.Server.IMAPAddr()
 		}
 		conn, err := imapsource.Dial(ctx, imapsource.Config{Addr: addr, TLSConfig: cfg.Cloud.TLSConfig(""), Timeout: cfg.Timeout, Facts: facts, Logger: cfg.Logger})
 		if err != nil {
@@ -121,6 +112,3 @@ func imapDialer(cfg *Config) DialFunc {
 		return Connected{Session: conn, TokenExpires: tok.ExpiresOn}, nil
 	}
 }
-
-// readAll reads a fetched body fully.
-func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }

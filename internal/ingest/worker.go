@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
@@ -334,7 +335,7 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 		size int
 	)
 	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
-		raw, err := readAll(f.Body)
+		raw, err := io.ReadAll(f.Body)
 		if err != nil {
 			return err
 		}

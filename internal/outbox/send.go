@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,9 +41,7 @@ func transportOf(eu settings.EffectiveUser) (string, error) {
 }
 
 func identity(sys settings.System, eu settings.EffectiveUser) entra.Identity {
-	x := eu.Exchange
-	return entra.Identity{TenantID: x.TenantID.Value, ClientID: x.ClientID.Value, Flow: x.AuthFlow.Value, Secret: x.ClientSecret.Value,
-		Certificate: []byte(sys.ClientCertificate), Key: sys.ClientKey, Username: eu.ExchangeUsername.Value, Password: eu.ExchangePassword.Value}
+	return entra.IdentityFor(sys, eu.Exchange, eu.ExchangeUsername.Value, eu.ExchangePassword.Value)
 }
 
 func record(e *diag.Error, at time.Time) store.ErrorRecord {
@@ -242,17 +238,13 @@ func (o *Outbox) send(ctx context.Context, sys settings.System, eu settings.Effe
 	}
 }
 
-// serverAddr is the on-premises or SMTP server: port 0 = 587 with STARTTLS; 465 is implicit TLS.
+// serverAddr is the on-premises or SMTP server (port 0 = 587 with STARTTLS; 465 is implicit TLS).
 func serverAddr(s settings.Server) (string, smtpsend.Security) {
-	port := s.Port.Value
-	if port == 0 {
-		port = 587
+	addr, implicit := s.SMTPAddr()
+	if implicit {
+		return addr, smtpsend.ImplicitTLS
 	}
-	sec := smtpsend.StartTLS
-	if port == 465 {
-		sec = smtpsend.ImplicitTLS
-	}
-	return net.JoinHostPort(s.ServerAddress.Value, strconv.Itoa(port)), sec
+	return addr, smtpsend.StartTLS
 }
 
 func (o *Outbox) smtp(ctx context.Context, cfg smtpsend.Config, m store.Outgoing, raw []byte, auth func(*smtpsend.Conn) error) error {

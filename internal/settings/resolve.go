@@ -1,6 +1,8 @@
 package settings
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -275,4 +277,30 @@ func (a IncomingAccount) AvailableToAny(names ...string) bool {
 		}
 	}
 	return false
+}
+
+// The standard ports that port 0 stands for.
+const (
+	StandardIMAPPort       = 993 // IMAP with implicit TLS
+	StandardSubmissionPort = 587 // SMTP submission with STARTTLS
+	ImplicitTLSSMTPPort    = 465 // SMTP with implicit TLS
+)
+
+// IMAPAddr is where the on-premises Exchange or IMAP server is read: the server address and the port,
+// 0 meaning the standard port 993.
+func (s Server) IMAPAddr() string {
+	return joinHostPort(s.ServerAddress.Value, s.Port.Value, StandardIMAPPort)
+}
+
+// SMTPAddr is where mail is submitted to the on-premises Exchange or SMTP server (port 0 meaning 587
+// with STARTTLS), and whether the port is 465, which speaks implicit TLS.
+func (s Server) SMTPAddr() (addr string, implicitTLS bool) {
+	return joinHostPort(s.ServerAddress.Value, s.Port.Value, StandardSubmissionPort), s.Port.Value == ImplicitTLSSMTPPort
+}
+
+func joinHostPort(host string, port, standard int) string {
+	if port == 0 {
+		port = standard
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }

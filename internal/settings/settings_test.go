@@ -371,3 +371,24 @@ func TestExpiryReminder(t *testing.T) {
 		}
 	}
 }
+
+func TestServerAddresses(t *testing.T) {
+	s := func(port int) Server {
+		return Server{ServerAddress: field("mail.example.com", SourceSystem), Port: field(port, SourceSystem)}
+	}
+	for _, tt := range []struct {
+		port     int
+		imap     string
+		smtp     string
+		implicit bool
+	}{
+		{0, "mail.example.com:993", "mail.example.com:587", false},
+		{465, "mail.example.com:465", "mail.example.com:465", true},
+		{2525, "mail.example.com:2525", "mail.example.com:2525", false},
+	} {
+		addr, implicit := s(tt.port).SMTPAddr()
+		if got := s(tt.port).IMAPAddr(); got != tt.imap || addr != tt.smtp || implicit != tt.implicit {
+			t.Errorf("port %d: IMAP %s, SMTP %s %v", tt.port, got, addr, implicit)
+		}
+	}
+}
