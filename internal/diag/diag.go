@@ -8,6 +8,7 @@
 package diag
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -96,4 +97,28 @@ func As(err error) *Error {
 func IsKind(err error, k Kind) bool {
 	e := As(err)
 	return e != nil && e.Kind == k
+}
+
+// FromDial classifies a failed TCP or TLS connection to addr: an untrusted certificate or a failed
+// handshake (stage tls, a configuration problem, with tlsRemedy), a host name that does not exist (a
+// configuration problem), or the network (transient: retried).
+func FromDial(err error, addr, tlsRemedy string) *Error {
+	port := addr
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		port = addr[i+1:]
+	}
+	e := &Error{Stage: StageConnect, Kind: KindTransient, Code: "network", Server: err.Error(), Err: err,
+		Summary: "cannot reach " + addr, Remedy: "check the address, the network and the firewall (outgoing port " + port + "); inkorg retries by itself"}
+	var certErr *tls.CertificateVerificationError
+	switch msg := err.Error(); {
+	case errors.As(err, &certErr) || strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		e.Stage, e.Kind, e.Code = StageTLS, KindConfig, "tls"
+		e.Summary = "the TLS handshake with " + addr + " failed: " + msg
+		e.Remedy = tlsRemedy
+	case strings.Contains(msg, "no such host"):
+		e.Kind, e.Code, e.Summary, e.Remedy = KindConfig, "dns", "the host name in "+addr+" does not exist", "check the server address"
+	case strings.Contains(msg, "connection refused"):
+		e.Code, e.Summary = "refused", addr+" refused the connection"
+	}
+	return e
 }

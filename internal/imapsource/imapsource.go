@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,28 +127,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	return conn, nil
 }
 
-// dialError classifies a failed TCP/TLS dial.
 func dialError(err error, addr string) *diag.Error {
-	var certErr *tls.CertificateVerificationError
-	e := &diag.Error{Stage: diag.StageConnect, Kind: diag.KindTransient, Code: "network", Server: err.Error(), Err: err,
-		Summary: "cannot reach " + addr, Remedy: "check the address, the network and the firewall (outgoing port " + portOf(addr) + "); inkorg retries by itself"}
-	switch {
-	case errors.As(err, &certErr) || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:"):
-		e.Stage, e.Kind, e.Code = diag.StageTLS, diag.KindConfig, "tls"
-		e.Summary = "the TLS handshake with " + addr + " failed: " + err.Error()
-		e.Remedy = "check that the server offers implicit TLS on this port and that its certificate is trusted (with a cloud file: its caFile)"
-	case strings.Contains(err.Error(), "no such host"):
-		e.Kind, e.Code, e.Summary = diag.KindConfig, "dns", "the host name in "+addr+" does not exist"
-		e.Remedy = "check the server address"
-	case strings.Contains(err.Error(), "connection refused"):
-		e.Code, e.Summary = "refused", addr+" refused the connection"
-	}
-	return e
-}
-
-func portOf(addr string) string {
-	_, p, _ := net.SplitHostPort(addr)
-	return p
+	return diag.FromDial(err, addr, "check that the server offers implicit TLS on this port and that its certificate is trusted (with a cloud file: its caFile)")
 }
 
 // Capabilities lists what the server offers now.

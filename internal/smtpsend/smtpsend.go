@@ -133,18 +133,7 @@ func (c *startTLSConn) Write(b []byte) (int, error) {
 }
 
 func dialError(err error, addr string) *diag.Error {
-	e := &diag.Error{Stage: diag.StageConnect, Kind: diag.KindTransient, Code: "network", Server: err.Error(), Err: err,
-		Summary: "cannot reach " + addr, Remedy: "check the address, the network and the firewall; inkorg retries by itself"}
-	var certErr *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &certErr) || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:"):
-		e.Stage, e.Kind, e.Code = diag.StageTLS, diag.KindConfig, "tls"
-		e.Summary = "the TLS handshake with " + addr + " failed: " + err.Error()
-		e.Remedy = "check that the server's certificate is trusted (with a cloud file: its caFile)"
-	case strings.Contains(err.Error(), "no such host"):
-		e.Kind, e.Code, e.Summary, e.Remedy = diag.KindConfig, "dns", "the host name in "+addr+" does not exist", "check the server address"
-	}
-	return e
+	return diag.FromDial(err, addr, "check that the server's certificate is trusted (with a cloud file: its caFile)")
 }
 
 func smtpErr(err error) *smtp.SMTPError {
