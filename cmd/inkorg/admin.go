@@ -27,22 +27,8 @@ Exit codes: 0 done, 1 refused, 2 usage error.
 `
 
 func cmdAdmin(e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef(adminUsage, "missing action: create, list or remove")
-	}
-	switch action, rest := args[0], args[1:]; action {
-	case "create":
-		return adminCreate(e, rest)
-	case "list":
-		return adminList(e, rest)
-	case "remove":
-		return adminRemove(e, rest)
-	case "-h", "--help", "help":
-		fmt.Fprint(e.stdout, adminUsage)
-		return errHelp
-	default:
-		return usagef(adminUsage, "unknown admin command %q", action)
-	}
+	return dispatchActions(e, "admin", adminUsage, args,
+		action{"create", adminCreate}, action{"list", adminList}, action{"remove", adminRemove})
 }
 
 func adminCreate(e *env, args []string) error {

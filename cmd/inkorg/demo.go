@@ -214,11 +214,10 @@ func seedDemo(ctx context.Context, st store.Store, emu *emulator.Emulator, actor
 
 // demoToken makes the demo's API token (a new one each run; the old ones are revoked).
 func demoToken(e *env, st store.Store) (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	tok, err := newAPIToken()
+	if err != nil {
 		return "", err
 	}
-	tok := "ink_" + base64.RawURLEncoding.EncodeToString(b)
 	_ = st.RevokeAPIToken(e.ctx, "demo")
 	if _, err := st.CreateAPIToken(e.ctx, "demo", api.HashToken(tok)); err != nil {
 		return "", fmt.Errorf("demo: API token: %w", err)

@@ -86,3 +86,33 @@ func (f *cmdFlags) given() map[string]bool {
 	f.Visit(func(fl *flag.Flag) { m[fl.Name] = true })
 	return m
 }
+
+// action is one subcommand of a command group (token create, admin list…).
+type action struct {
+	name string
+	run  func(*env, []string) error
+}
+
+// dispatchActions runs the action args[0] names; --help prints the group's usage, anything else is a
+// usage error naming the actions.
+func dispatchActions(e *env, group, usage string, args []string, actions ...action) error {
+	names := make([]string, len(actions))
+	for i, a := range actions {
+		names[i] = a.name
+	}
+	list := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usagef(usage, "missing action: %s", list)
+	}
+	for _, a := range actions {
+		if a.name == args[0] {
+			return a.run(e, args[1:])
+		}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(e.stdout, usage)
+		return errHelp
+	}
+	return usagef(usage, "unknown %s command %q", group, args[0])
+}

@@ -28,22 +28,8 @@ Exit codes: 0 done, 1 refused, 2 usage error.
 `
 
 func cmdToken(e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef(tokenUsage, "missing action: create, list or revoke")
-	}
-	switch action, rest := args[0], args[1:]; action {
-	case "create":
-		return tokenCreate(e, rest)
-	case "list":
-		return tokenList(e, rest)
-	case "revoke":
-		return tokenRevoke(e, rest)
-	case "-h", "--help", "help":
-		fmt.Fprint(e.stdout, tokenUsage)
-		return errHelp
-	default:
-		return usagef(tokenUsage, "unknown token command %q", action)
-	}
+	return dispatchActions(e, "token", tokenUsage, args,
+		action{"create", tokenCreate}, action{"list", tokenList}, action{"revoke", tokenRevoke})
 }
 
 // newAPIToken is "ink_" and 43 characters of base64url: 256 random bits.

@@ -26,22 +26,8 @@ Exit codes: 0 done, 1 refused, 2 usage error.
 `
 
 func cmdWebhook(e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef(webhookUsage, "missing action: set, list or remove")
-	}
-	switch action, rest := args[0], args[1:]; action {
-	case "set":
-		return webhookSet(e, rest)
-	case "list":
-		return webhookList(e, rest)
-	case "remove":
-		return webhookRemove(e, rest)
-	case "-h", "--help", "help":
-		fmt.Fprint(e.stdout, webhookUsage)
-		return errHelp
-	default:
-		return usagef(webhookUsage, "unknown webhook command %q", action)
-	}
+	return dispatchActions(e, "webhook", webhookUsage, args,
+		action{"set", webhookSet}, action{"list", webhookList}, action{"remove", webhookRemove})
 }
 
 // minWebhookSecret is the shortest secret accepted: HMAC keys shorter than this are guessable.
