@@ -160,28 +160,24 @@ func FuzzParseOutput(f *testing.F) {
 	})
 }
 
-// TestFetchmail10k measures fetchmail on 10,000 messages of 10 KB (BSMTP and MDA, keep). It runs
-// only with INKORG_FETCHMAIL_10K=1 (it takes about a minute).
-func TestFetchmail10k(t *testing.T) {
-	if os.Getenv("INKORG_FETCHMAIL_10K") != "1" {
-		t.Log("set INKORG_FETCHMAIL_10K=1 to run")
-		return
-	}
-	s := dovecot.Start(t, dovecot.Options{Users: map[string]string{bench: "bench-pw"}, MailInMemory: true})
+// BenchmarkFetchmail10k measures fetchmail on 10,000 messages of 10 KB (BSMTP and MDA, keep):
+// go test -run '^$' -bench Fetchmail10k -benchtime 1x ./internal/testutil/fetchmail/ (about a minute).
+func BenchmarkFetchmail10k(b *testing.B) {
+	s := dovecot.Start(b, dovecot.Options{Users: map[string]string{bench: "bench-pw"}, MailInMemory: true})
 	body := strings.Repeat("The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuvwxyz.\r\n", 120)
-	start := time.Now()
 	s.DeliverN(bench, "INBOX", 10000, func(i int) []byte {
 		return []byte(fmt.Sprintf("From: a@example.test\r\nTo: %s\r\nSubject: message %d\r\nMessage-ID: <m%d@example.test>\r\n\r\n%s", bench, i, i, body))
 	})
-	t.Logf("DeliverN: %v; Count %d", time.Since(start), s.Count(bench, "INBOX"))
-	for _, d := range deliveries() {
-		res, err := Run(context.Background(), Options{Addr: s.IMAPAddr(), User: bench, Password: "bench-pw",
-			CAFile: s.CAFile(), Keep: true, Delivery: d})
-		if err != nil {
-			t.Fatal(err)
+	b.ResetTimer()
+	for range b.N {
+		for _, d := range deliveries() {
+			res, err := Run(context.Background(), Options{Addr: s.IMAPAddr(), User: bench, Password: "bench-pw",
+				CAFile: s.CAFile(), Keep: true, Delivery: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(res.Messages)/res.Elapsed.Seconds(), fmt.Sprintf("delivery%d_msgs/s", d))
 		}
-		t.Logf("delivery %d: %d messages, %d octets in %v: %.0f msg/s", d, res.Messages, res.Octets, res.Elapsed,
-			float64(res.Messages)/res.Elapsed.Seconds())
 	}
 }
 
