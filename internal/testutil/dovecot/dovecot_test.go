@@ -129,9 +129,16 @@ func TestDeliverWhileSelected(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.DeliverN(alice, "Live", 2, func(i int) []byte { return message(i+2, 500) })
-	for deadline := time.Now().Add(5 * time.Second); c.Mailbox().NumMessages != 3; {
+	// go-imap's Mailbox() was seen nil once in CI right after SELECT returned: never dereference it blindly.
+	count := func() uint32 {
+		if mb := c.Mailbox(); mb != nil {
+			return mb.NumMessages
+		}
+		return 0
+	}
+	for deadline := time.Now().Add(5 * time.Second); count() != 3; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the selected mailbox has %d messages, want 3", c.Mailbox().NumMessages)
+			t.Fatalf("the selected mailbox has %d messages, want 3", count())
 		}
 		if err := c.Noop().Wait(); err != nil {
 			t.Fatal(err)
