@@ -17,7 +17,9 @@ import (
 const backupUsage = `usage: inkorg backup --to FILE [--db …]
 
 Writes a consistent copy of the SQLite database to FILE while "inkorg serve" keeps running (SQLite's
-VACUUM INTO: one read transaction, so the copy is the database as of one instant, compacted). The copy
+VACUUM INTO: one read transaction, so the copy is the database as of one instant, compacted). The
+messages' bytes, which the service keeps in segment files beside the database (DATABASE-raw/), are
+copied into it, each checked against its SHA-256: FILE is one file that holds everything. The copy
 is checked (integrity_check) before it gets its name; an existing FILE is never overwritten. Progress
 is shown on standard error for large databases.
 
@@ -67,7 +69,7 @@ func cmdBackup(e *env, args []string) error {
 		return errors.New("backup copies a SQLite database")
 	}
 	start := time.Now()
-	size, err := backupSQLite(e, sq.DB(), *to)
+	size, err := backupSQLite(e, sq, *to)
 	if err != nil {
 		return err
 	}
@@ -94,14 +96,16 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // backupSQLite writes a consistent copy of db to a temporary file beside to, checks it, and links it
 // to its name (which fails if to appeared meanwhile). It returns the copy's size.
-func backupSQLite(e *env, db *sql.DB, to string) (int64, error) {
-	var pages, free, pageSize int64
-	for q, v := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &pageSize} {
+func backupSQLite(e *env, st *sqlite.Store, to string) (int64, error) {
+	db := st.DB()
+	var pages, free, pageSize, raw int64
+	for q, v := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &pageSize,
+		"SELECT coalesce(sum(size), 0) FROM messages WHERE raw_segment IS NOT NULL": &raw} {
 		if err := db.QueryRowContext(e.ctx, q).Scan(v); err != nil {
 			return 0, fmt.Errorf("backup: %s: %w", q, err)
 		}
 	}
-	total := (pages - free) * pageSize
+	total := (pages-free)*pageSize + raw
 	tmp := filepath.Join(filepath.Dir(to), "."+filepath.Base(to)+fmt.Sprintf(".partial-%d", os.Getpid()))
 	os.Remove(tmp) // a leftover of an interrupted backup by this same pid number
 	defer os.Remove(tmp)
@@ -109,9 +113,18 @@ func backupSQLite(e *env, db *sql.DB, to string) (int64, error) {
 	done := make(chan error, 1)
 	go func() {
 		// VACUUM INTO reads in one transaction: the copy is the database as of one instant, even
-		// while serve commits batches.
-		_, err := db.ExecContext(e.ctx, "VACUUM INTO ?", tmp)
-		done <- err
+		// while serve commits batches. The messages' bytes kept in segment files beside the database
+		// are then copied into it (segments are only ever appended to: what the copy refers to is
+		// there), so that the copy is one file that stands alone.
+		if _, err := db.ExecContext(e.ctx, "VACUUM INTO ?", tmp); err != nil {
+			done <- fmt.Errorf("copy the database: %w", err)
+			return
+		}
+		if err := st.EmbedRaw(e.ctx, tmp, nil); err != nil {
+			done <- fmt.Errorf("copy the messages' bytes from %s: %w", st.RawDir(), err)
+			return
+		}
+		done <- nil
 	}()
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -122,7 +135,7 @@ wait:
 		select {
 		case err := <-done:
 			if err != nil {
-				return 0, fmt.Errorf("backup: copy the database: %w", err)
+				return 0, fmt.Errorf("backup: %w", err)
 			}
 			break wait
 		case <-tick.C:

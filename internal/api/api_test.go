@@ -227,7 +227,7 @@ func TestAPI(t *testing.T) {
 		test func(*testing.T, *fixture)
 	}{
 		{"auth", testAuth}, {"paging", testPaging}, {"message", testMessage}, {"filters", testFilters}, {"bad parameters", testBadParameters},
-		{"raw", testRaw}, {"attachment", testAttachment}, {"ack", testAck}, {"accounts", testAccounts}, {"no token in logs", testNoTokenInLogs},
+		{"raw", testRaw}, {"attachment", testAttachment}, {"ack", testAck}, {"accounts", testAccounts}, {"raw damaged", testRawDamaged}, {"no token in logs", testNoTokenInLogs},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, f) })
 	}
@@ -570,5 +570,24 @@ func TestContentDisposition(t *testing.T) {
 		if got := ContentDisposition(c.in); got != c.want {
 			t.Errorf("ContentDisposition(%q) = %s, want %s", c.in, got, c.want)
 		}
+	}
+}
+
+// testRawDamaged: when a message's bytes are gone from disk, the raw and attachment endpoints say so
+// with their own code (not a passing failure the ERP would retry forever), and the log names the file.
+func testRawDamaged(t *testing.T, f *fixture) {
+	dir := f.st.(*sqlite.Store).RawDir()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) == 0 {
+		t.Fatalf("no segment files in %s", dir)
+	}
+	for _, s := range segs {
+		must(t, os.Truncate(s, 0))
+	}
+	id := f.real.ID
+	wantError(t, f.get(t, "/api/v1/messages/"+id+"/raw"), http.StatusInternalServerError, "raw_damaged", id, "restore it from a backup")
+	wantError(t, f.get(t, "/api/v1/messages/"+id+"/attachments/0"), http.StatusInternalServerError, "raw_damaged", id)
+	if !strings.Contains(f.logs.String(), segs[0]) {
+		t.Errorf("the log does not name the segment file %s", segs[0])
 	}
 }

@@ -259,9 +259,8 @@ func (h *handler) getRaw(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := h.cfg.Store.Raw(r.Context(), m.ID)
-	if err != nil {
-		h.internal(w, "read raw message", err)
+	raw, ok := h.raw(w, r, m.ID)
+	if !ok {
 		return
 	}
 	hd := w.Header()
@@ -282,9 +281,8 @@ func (h *handler) getAttachment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := h.cfg.Store.Raw(r.Context(), m.ID)
-	if err != nil {
-		h.internal(w, "read raw message", err)
+	raw, ok := h.raw(w, r, m.ID)
+	if !ok {
 		return
 	}
 	var buf bytes.Buffer
@@ -388,6 +386,22 @@ func badParam(w http.ResponseWriter, err error) {
 }
 
 // internal answers 500 and logs the cause (which holds no secret: store errors name records, not values).
+// raw reads a message's bytes, or writes the error: a message whose stored bytes are missing or
+// damaged is told apart from a passing failure, so the ERP does not retry it forever.
+func (h *handler) raw(w http.ResponseWriter, r *http.Request, id string) ([]byte, bool) {
+	raw, err := h.cfg.Store.Raw(r.Context(), id)
+	if errors.Is(err, store.ErrRawDamaged) {
+		h.cfg.Logger.Error("api: a message's stored bytes are missing or damaged", "message", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "raw_damaged", fmt.Sprintf("the stored bytes of message %s are missing or damaged; inkorg's log names the file (restore it from a backup)", id))
+		return nil, false
+	}
+	if err != nil {
+		h.internal(w, "read raw message", err)
+		return nil, false
+	}
+	return raw, true
+}
+
 func (h *handler) internal(w http.ResponseWriter, what string, err error) {
 	h.cfg.Logger.Error("api: "+what, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal", what+" failed; the details are in inkorg's log")

@@ -18,6 +18,10 @@ import (
 // ErrNotFound means the named user or account does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrRawDamaged means a stored message's bytes are missing or are not the bytes that were stored
+// (a segment file lost or damaged on disk): reported, never served.
+var ErrRawDamaged = errors.New("the message's stored bytes are missing or damaged")
+
 // ErrExists means an incoming account with that address is already registered.
 var ErrExists = errors.New("already exists")
 

@@ -179,7 +179,7 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		if err != nil {
 			return nil, fmt.Errorf("store message uid %d: %w", m.UID, err)
 		}
-		msgs.Queue(commitMessage, store.NewMessageID(), b.AccountID, account, typ, clean(meta.MessageID), clean(meta.SHA256), int64(len(m.Raw)),
+		msgs.Queue(commitMessage, store.NewMessageID(s.now()), b.AccountID, account, typ, clean(meta.MessageID), clean(meta.SHA256), int64(len(m.Raw)),
 			clean(meta.From), cleanAll(meta.To), cleanAll(meta.Cc), clean(meta.Subject), msgDateParam(meta.Date), now, attsJSON, m2m,
 			cleanAll(meta.Problems), clean(meta.Failed), nonNilBytes(m.Raw), b.Folder, b.UIDValidity, m.UID, m.Dest)
 	}

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"inkorg/internal/store"
+	"inkorg/internal/store/segments"
 )
 
 // Cursor implements store.Mail.
@@ -46,8 +49,14 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	if err := store.CheckBatch(b); err != nil {
 		return nil, err
 	}
+	// The bytes first, synced, outside the transaction: only the new ones (a folder read again after a
+	// UIDVALIDITY change writes nothing), each once.
+	refs, err := s.appendRaw(ctx, b)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]store.Committed, 0, len(b.Messages))
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.stamp()
 		out = out[:0]
 		var validity uint32
@@ -63,7 +72,7 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		for i, q := range []string{
 			`SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`,
 			`INSERT INTO messages (id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs,
-				subject, date, received_at, attachments, m2m, problems, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				subject, date, received_at, attachments, m2m, problems, failed, raw_segment, raw_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			`INSERT INTO message_raw (id, raw) VALUES (?, ?)`,
 			`INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		} {
@@ -86,7 +95,7 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 			case err == nil:
 				c.Duplicate = true
 			case errors.Is(err, sql.ErrNoRows):
-				c.ID = store.NewMessageID()
+				c.ID = store.NewMessageID(s.now())
 				meta := m.Meta
 				var m2m any
 				if meta.M2M != nil {
@@ -96,13 +105,22 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 				if !meta.Date.IsZero() {
 					date = meta.Date.UTC().Format(time.RFC3339)
 				}
+				var seg, off any
+				ref, inSegment := refs[meta.SHA256]
+				if inSegment {
+					seg, off = ref.Segment, ref.Offset
+				}
 				if _, err := msgStmt.ExecContext(ctx, c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From,
 					jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)), meta.Subject, date, now, jsonText(nonNilA(meta.Attachments)), m2m,
-					jsonText(nonNil(meta.Problems)), meta.Failed); err != nil {
+					jsonText(nonNil(meta.Problems)), meta.Failed, seg, off); err != nil {
 					return fmt.Errorf("store message uid %d: %w", m.UID, err)
 				}
-				if _, err := rawStmt.ExecContext(ctx, c.ID, m.Raw); err != nil {
-					return fmt.Errorf("store message uid %d: %w", m.UID, err)
+				if !inSegment {
+					// Counted as stored by an earlier commit when the bytes were written, but gone
+					// since: kept in the database instead.
+					if _, err := rawStmt.ExecContext(ctx, c.ID, m.Raw); err != nil {
+						return fmt.Errorf("store message uid %d: %w", m.UID, err)
+					}
 				}
 				if hooked > 0 {
 					if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (message, type, next_at) VALUES (?, ?, ?)`, c.ID, b.Type, now); err != nil {
@@ -127,6 +145,56 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// appendRaw writes the bytes of the batch's messages that the account does not have yet to the segment
+// files, synced, and returns where each one went by its sha256.
+func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segments.Ref, error) {
+	have := map[string]bool{}
+	for i := 0; i < len(b.Messages); i += 500 {
+		part := b.Messages[i:min(i+500, len(b.Messages))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, b.AccountID)
+		for _, m := range part {
+			args = append(args, m.Meta.SHA256)
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT sha256 FROM messages WHERE account_id = ? AND sha256 IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("look for duplicates: %w", err)
+		}
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("look for duplicates: %w", err)
+			}
+			have[h] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("look for duplicates: %w", err)
+		}
+	}
+	var bodies [][]byte
+	var sums []string
+	for _, m := range b.Messages {
+		if !have[m.Meta.SHA256] {
+			have[m.Meta.SHA256] = true
+			bodies, sums = append(bodies, m.Raw), append(sums, m.Meta.SHA256)
+		}
+	}
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	refs, err := s.raw.Append(bodies)
+	if err != nil {
+		return nil, fmt.Errorf("store the messages' bytes: %w", err)
+	}
+	out := make(map[string]segments.Ref, len(refs))
+	for i, r := range refs {
+		out[sums[i]] = r
 	}
 	return out, nil
 }
@@ -256,14 +324,36 @@ func (s *Store) Message(ctx context.Context, id string) (store.Message, error) {
 	return m, err
 }
 
-// Raw implements store.Mail.
+// Raw implements store.Mail. Bytes read from a segment are checked against the message's sha256, so a
+// damaged or mismatched segment file is reported, never served.
 func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
-	var b []byte
-	err := s.db.QueryRowContext(ctx, `SELECT raw FROM message_raw WHERE id = ?`, id).Scan(&b)
+	var seg, off sql.NullInt64
+	var size int64
+	var sum string
+	err := s.db.QueryRowContext(ctx, `SELECT raw_segment, raw_offset, size, sha256 FROM messages WHERE id = ?`, id).Scan(&seg, &off, &size, &sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
 	}
-	return b, err
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w", id, err)
+	}
+	if !seg.Valid {
+		var b []byte
+		err := s.db.QueryRowContext(ctx, `SELECT raw FROM message_raw WHERE id = ?`, id).Scan(&b)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("message %s: its bytes are not in the database: %w", id, store.ErrRawDamaged)
+		}
+		return b, err
+	}
+	b, err := s.raw.Read(segments.Ref{Segment: seg.Int64, Offset: off.Int64, Length: size})
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w: %w", id, store.ErrRawDamaged, err)
+	}
+	if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != sum {
+		return nil, fmt.Errorf("message %s: the %d bytes at offset %d of segment %d in %s are not the message's (sha256 differs): %w",
+			id, size, off.Int64, seg.Int64, s.raw.Path(), store.ErrRawDamaged)
+	}
+	return b, nil
 }
 
 // Ack implements store.Mail.
@@ -339,4 +429,76 @@ func (s *Store) PutAccountState(ctx context.Context, a store.AccountState) error
 		return fmt.Errorf("write account state: %w", err)
 	}
 	return nil
+}
+
+// EmbedRaw copies into the database file at path — a copy of this store's database made with VACUUM
+// INTO — the bytes its messages keep in this store's segment files, so that the copy stands alone:
+// one file holding everything, which restores by being copied back. Each message's bytes are checked
+// against its sha256 on the way; a message whose bytes are missing or damaged fails the copy with its
+// id and the file. progress, when not nil, is told the bytes copied so far.
+func (s *Store) EmbedRaw(ctx context.Context, path string, progress func(int64)) error {
+	c, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open the copy: %w", err)
+	}
+	defer c.Close()
+	c.SetMaxOpenConns(1)
+	var done int64
+	for {
+		rows, err := c.QueryContext(ctx, `SELECT id, raw_segment, raw_offset, size, sha256 FROM messages WHERE raw_segment IS NOT NULL ORDER BY seq LIMIT 200`)
+		if err != nil {
+			return fmt.Errorf("the copy's messages: %w", err)
+		}
+		type ref struct {
+			id, sum string
+			seg     segments.Ref
+		}
+		var refs []ref
+		for rows.Next() {
+			var r ref
+			if err := rows.Scan(&r.id, &r.seg.Segment, &r.seg.Offset, &r.seg.Length, &r.sum); err != nil {
+				rows.Close()
+				return fmt.Errorf("the copy's messages: %w", err)
+			}
+			refs = append(refs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("the copy's messages: %w", err)
+		}
+		if len(refs) == 0 {
+			return nil
+		}
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("write the copy: %w", err)
+		}
+		for _, r := range refs {
+			b, err := s.raw.Read(r.seg)
+			if err == nil {
+				if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != r.sum {
+					err = fmt.Errorf("the bytes in segment %d at offset %d are not the message's (sha256 differs)", r.seg.Segment, r.seg.Offset)
+				}
+			}
+			if err != nil {
+				tx.Rollback()
+				return fmt.Errorf("message %s: %w: %w", r.id, store.ErrRawDamaged, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO message_raw (id, raw) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET raw = excluded.raw`, r.id, b); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("write the copy: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET raw_segment = NULL, raw_offset = NULL WHERE id = ?`, r.id); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("write the copy: %w", err)
+			}
+			done += int64(len(b))
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("write the copy: %w", err)
+		}
+		if progress != nil {
+			progress(done)
+		}
+	}
 }

@@ -16,14 +16,14 @@ import (
 	"inkorg/internal/store/storetest"
 )
 
-func keyFunc(t *testing.T, path string) store.KeyFunc {
+func keyFunc(t testing.TB, path string) store.KeyFunc {
 	return func(string) (*secrets.Sealer, error) {
 		s, _, err := secrets.LoadOrCreateKeyFile(path, true)
 		return s, err
 	}
 }
 
-func openAt(t *testing.T, dir string) *Store {
+func openAt(t testing.TB, dir string) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), Options{Path: filepath.Join(dir, "inkorg.db"), Key: keyFunc(t, filepath.Join(dir, "inkorg.key"))})
 	if err != nil {
@@ -57,10 +57,15 @@ func TestNoSecretInTheFiles(t *testing.T) {
 	storetest.Fill(t, s)
 	scan := func(when string) {
 		files, _ := filepath.Glob(filepath.Join(dir, "inkorg.db*"))
+		segs, _ := filepath.Glob(filepath.Join(dir, "inkorg.db-raw", "*.seg"))
 		if len(files) < 2 && when == "open" {
 			t.Fatalf("expected the main file and the WAL, found %v", files)
 		}
+		files = append(files, segs...)
 		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+				continue
+			}
 			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
