@@ -26,7 +26,7 @@ func TestDovecot(t *testing.T) {
 
 	dial := func(t *testing.T, edit func(*Config)) *Conn {
 		t.Helper()
-		cfg := Config{Addr: d.IMAPAddr(), TLSConfig: d.TLSConfig(), Timeout: 10 * time.Second, SpoolDir: t.TempDir(), FetchBatch: 64}
+		cfg := Config{Addr: d.IMAPAddr(), TLSConfig: d.TLSConfig(), Timeout: 10 * time.Second, SpoolDir: t.TempDir(), FetchBatch: 64, SizeAndDate: true}
 		if edit != nil {
 			edit(&cfg)
 		}
@@ -77,6 +77,32 @@ func TestDovecot(t *testing.T) {
 		}
 		if last, err := c.SearchNewer(uids[300]); err != nil || len(last) != 0 {
 			t.Fatalf("SearchNewer(highest) = %v, %v", last, err)
+		}
+	})
+
+	t.Run("fetch without size and date", func(t *testing.T) {
+		c := dial(t, func(cfg *Config) { cfg.SizeAndDate = false })
+		if err := c.AuthenticateXOAUTH2(user, d.Token(user, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Select("INBOX"); err != nil {
+			t.Fatal(err)
+		}
+		uids, _ := c.SearchNewer(0)
+		n := 0
+		err := c.Fetch(uids, func(m Fetched) error {
+			b, err := io.ReadAll(m.Body)
+			if err != nil {
+				return err
+			}
+			if m.Size != int64(len(b)) || !m.InternalDate.IsZero() {
+				return fmt.Errorf("UID %d: size %d for %d bytes, date %v (not asked for)", m.UID, m.Size, len(b), m.InternalDate)
+			}
+			n++
+			return nil
+		})
+		if err != nil || n != len(uids) {
+			t.Fatalf("Fetch: %d of %d messages, %v", n, len(uids), err)
 		}
 	})
 

@@ -65,7 +65,7 @@ func (w *emu) connect(t testing.TB, edit func(*Config)) *Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Addr: w.cloud.IMAP, TLSConfig: w.cloud.TLSConfig(""), Timeout: 10 * time.Second, SpoolDir: t.TempDir()}
+	cfg := Config{Addr: w.cloud.IMAP, TLSConfig: w.cloud.TLSConfig(""), Timeout: 10 * time.Second, SpoolDir: t.TempDir(), SizeAndDate: true}
 	if edit != nil {
 		edit(&cfg)
 	}

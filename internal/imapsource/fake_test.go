@@ -128,7 +128,7 @@ func (s *fakeServer) sawCommand(prefix string) bool {
 }
 
 func (s *fakeServer) config(t testing.TB) Config {
-	return Config{Addr: s.ln.Addr().String(), TLSConfig: s.ca.ClientConfig(), Timeout: 5 * time.Second, SpoolDir: t.TempDir()}
+	return Config{Addr: s.ln.Addr().String(), TLSConfig: s.ca.ClientConfig(), Timeout: 5 * time.Second, SpoolDir: t.TempDir(), SizeAndDate: true}
 }
 
 // connect logs in and selects INBOX.

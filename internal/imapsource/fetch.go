@@ -44,24 +44,24 @@ func (c *Conn) SearchNewer(lastUID uint32) ([]uint32, error) {
 // Fetched is one message as Fetch hands it over.
 type Fetched struct {
 	UID uint32
-	// Size is RFC822.SIZE as the server reports it (Exchange's is known to differ from the length of
-	// the body at times; the body's own length is what Body yields). When a server leaves it out, it
-	// is the body's length.
+	// Size is RFC822.SIZE as the server reports it, with Config.SizeAndDate (Exchange's is known to
+	// differ from the length of the body at times; the body's own length is what Body yields).
+	// Without it, or when a server leaves it out, it is the body's length.
 	Size         int64
-	InternalDate time.Time // zero when the server left it out
+	InternalDate time.Time // with Config.SizeAndDate; zero when the server left it out
 	// Body is the raw message (RFC 5322 bytes, unchanged). It is valid only during the call to fn.
 	// A read error from Body is a transient *diag.Error (the connection broke in the middle of the
 	// message): fn must then return an error and must not keep what it read.
 	Body io.Reader
 }
 
-// Fetch fetches the given UIDs of the selected mailbox with UID FETCH (UID RFC822.SIZE INTERNALDATE
-// BODY.PEEK[]) in batches of Config.FetchBatch, and calls fn once per message, one call at a time, in
+// Fetch fetches the given UIDs of the selected mailbox with UID FETCH (UID BODY.PEEK[], and with
+// Config.SizeAndDate RFC822.SIZE INTERNALDATE) in batches of Config.FetchBatch, and calls fn once per message, one call at a time, in
 // the server's order (a message whose body had to be spooled, see below, may come after the one
 // that followed it). BODY.PEEK never sets \Seen. UIDs that no longer exist are skipped (fn is not
 // called for them).
 //
-// Bodies are streamed: when the server sends UID, RFC822.SIZE and INTERNALDATE before the body (in
+// Bodies are streamed: when the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in
 // the order they are asked for, as Dovecot and go-imap's server, hence the emulator, do), Body reads the
 // literal straight off the connection and nothing is buffered here. A server that sends any of them
 // after the body makes buffering necessary (the body cannot be bound to its UID before the end of
@@ -109,7 +109,7 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 		var cmdErr error
 		defer close(msgs)
 		defer func() { cmdDone <- cmdErr }()
-		opts := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true,
+		opts := &imap.FetchOptions{UID: true, RFC822Size: c.cfg.SizeAndDate, InternalDate: c.cfg.SizeAndDate,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 		for _, set := range batches {
 			cmd := c.c.Fetch(set, opts)
@@ -258,7 +258,10 @@ func (c *Conn) fetchOne(st *fetchState, m *imapclient.FetchMessageData, fn func(
 				continue // go-imap's Next discards it
 			}
 			gotBody = true
-			if f.UID != 0 && haveSize && haveDate {
+			if f.UID != 0 && (haveSize && haveDate || !c.cfg.SizeAndDate) {
+				if !haveSize {
+					f.Size = it.Literal.Size()
+				}
 				if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
 					continue
 				}

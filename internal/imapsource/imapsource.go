@@ -43,6 +43,10 @@ type Config struct {
 	SpoolThreshold int64
 	// FetchBatch is the number of UIDs per UID FETCH command (0: DefaultFetchBatch).
 	FetchBatch int
+	// SizeAndDate makes Fetch ask for RFC822.SIZE and INTERNALDATE besides UID and the body. Without
+	// it Fetched.Size is the body's length and InternalDate is zero: ingestion needs neither, and
+	// the server is spared the work (Dovecot looks at each message's file for them).
+	SizeAndDate bool
 	// PollInterval is how often Wait sends NOOP when the server offers no IDLE (0:
 	// DefaultPollInterval).
 	PollInterval time.Duration

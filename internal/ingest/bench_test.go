@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,6 +162,42 @@ func (s timedSession) Move(uids []uint32, dest string) error {
 	return s.Session.Move(uids, dest)
 }
 
+// cpu is a sample of the CPU time used so far: by this process, and by the whole machine (all
+// processes: the server under test included), from getrusage and /proc/stat.
+type cpu struct {
+	self, machine time.Duration
+	at            time.Time
+}
+
+func sampleCPU() cpu {
+	c := cpu{at: time.Now()}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+		for i, v := range f[1:min(len(f), 9)] {
+			if i == 3 || i == 4 { // idle, iowait
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			c.machine += time.Duration(n) * 10 * time.Millisecond // USER_HZ = 100
+		}
+	}
+	return c
+}
+
+// since says how much CPU went where since c, as a share of the cores available.
+func (c cpu) since() string {
+	now := sampleCPU()
+	wall := now.at.Sub(c.at)
+	cores := time.Duration(runtime.NumCPU())
+	return fmt.Sprintf("CPU: this process %v, the machine %v of %v (%d cores × wall time)", (now.self - c.self).Round(time.Millisecond),
+		(now.machine - c.machine).Round(10*time.Millisecond), (wall * cores).Round(10*time.Millisecond), cores)
+}
+
 // ingestOnce runs a Manager with a new store over the account until it has stored and moved the
 // folder's messages up to lastUID, and returns the time from Start to then.
 func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings.IncomingAccount, validity, lastUID uint32) time.Duration {
@@ -176,7 +216,7 @@ func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings
 		return conn, err
 	}
 	m := New(cfg)
-	start := time.Now()
+	start, used := time.Now(), sampleCPU()
 	if err := m.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -189,6 +229,7 @@ func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings
 		time.Sleep(10 * time.Millisecond)
 	}
 	d := time.Since(start)
+	b.Logf("  %s", used.since())
 	m.Close()
 	b.Logf("  where the time went: %v", ph)
 	if s := stateOf(b, st, accts[0].ID); s.LastError != nil {
@@ -215,7 +256,7 @@ func rawFetch(b *testing.B, addr string, c cloud.Endpoints, auth func(*imapclien
 	var all imap.UIDSet
 	all.AddRange(1, 0)
 	buf := make([]byte, 32<<10)
-	start := time.Now()
+	start, used := time.Now(), sampleCPU()
 	cmd := cl.Fetch(all, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	got := 0
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -232,6 +273,7 @@ func rawFetch(b *testing.B, addr string, c cloud.Endpoints, auth func(*imapclien
 		b.Fatal(err)
 	}
 	d := time.Since(start)
+	b.Logf("  %s", used.since())
 	if got != want {
 		b.Fatalf("raw fetch read %d bodies, want %d", got, want)
 	}

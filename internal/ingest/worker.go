@@ -181,8 +181,9 @@ func (w *worker) finishMoves(ctx context.Context, s Session, folder string, vali
 // is committed. It returns how many messages it committed.
 //
 // The batches are pipelined: while batch N is being committed (the database), batch N+1 is fetched and
-// parsed (the network, the other core); then N is moved. A batch is still never moved before its
-// commit has returned, so the crash rules are those of the sequential loop.
+// parsed (the network, the other core); then N is moved — for a large backlog on a second connection,
+// while N+1 is committed and N+2 fetched. A batch is still never moved before its commit has
+// returned, so the crash rules are those of the sequential loop.
 func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity uint32) (int, error) {
 	cur, err := w.cfg.Store.Cursor(ctx, w.t.Account.ID, folder)
 	if err != nil {
@@ -205,17 +206,19 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	w.state.Backlog = len(uids)
 	w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
 	// A large backlog gets a second connection that moves each committed batch while the first one
-	// fetches the next: on a real server MOVE costs about as much as FETCH.
-	var mover Session
+	// fetches the next and the database commits the one after: on a real server MOVE costs about as
+	// much as FETCH, so fetch, commit and move are three stages of a pipeline.
+	var mv *mover
 	if len(uids) > 2*w.cfg.BatchSize && !w.t.Eff.Mailbox.LeaveInPlace.Value {
-		mover = w.openMover(ctx, folder, validity)
-		if mover != nil {
-			defer mover.Close()
+		if s2 := w.openMover(ctx, folder, validity); s2 != nil {
+			mv = w.startMover(ctx, s2, folder, validity)
+			defer mv.close()
 		}
 	}
 	total := 0
 	var pending *commit
-	// settle waits for the batch being committed and, when move is set, moves it.
+	// settle waits for the batch being committed and, when move is set and there is no mover, moves
+	// it on this connection.
 	settle := func(move bool) error {
 		if pending == nil {
 			return nil
@@ -227,7 +230,12 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return c.err
 		}
 		total += len(c.batch.Messages)
-		if !move || !c.move || c.moved {
+		if mv != nil {
+			if err := mv.failed(); err != nil {
+				return err
+			}
+		}
+		if !move || !c.move || mv != nil {
 			return nil
 		}
 		return w.move(ctx, s, folder, validity, c.batch.Messages)
@@ -254,7 +262,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return total, err
 		}
 		if last != 0 {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, true, mover)
+			pending = w.commitAsync(ctx, folder, validity, last, ms, true, mv)
 		}
 		if consumed == 0 {
 			return total, fmt.Errorf("fetch returned none of %d messages", n)
@@ -262,16 +270,76 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		uids = uids[consumed:]
 		w.state.Backlog = len(uids)
 	}
-	return total, settle(true)
+	if err := settle(true); err != nil {
+		return total, err
+	}
+	if mv != nil {
+		return total, mv.close()
+	}
+	return total, nil
 }
 
-// commit is a batch being committed in the background (and, with a mover, moved after its commit).
+// commit is a batch being committed in the background (and then handed to the mover, if any).
 type commit struct {
 	batch store.Batch
 	move  bool
-	moved bool // moved by the mover connection
 	done  chan struct{}
 	err   error
+}
+
+// mover moves committed batches on the second connection, one after the other, in a goroutine of its
+// own. After a failed move it moves nothing more (what it was given stays pending in the store, for
+// the next session) and reports the error.
+type mover struct {
+	s     Session
+	queue chan map[string][]uint32
+	done  chan struct{}
+
+	mu  sync.Mutex
+	err error
+
+	closeOnce sync.Once
+}
+
+func (w *worker) startMover(ctx context.Context, s Session, folder string, validity uint32) *mover {
+	m := &mover{s: s, queue: make(chan map[string][]uint32, 2), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for byDest := range m.queue {
+			if m.failed() != nil {
+				continue
+			}
+			if err := w.moveUIDs(ctx, s, folder, validity, byDest); err != nil {
+				m.mu.Lock()
+				m.err = err
+				m.mu.Unlock()
+			}
+		}
+	}()
+	return m
+}
+
+// add queues a committed batch's moves (waiting while two are queued: the mover sets the pace).
+func (m *mover) add(byDest map[string][]uint32) {
+	if len(byDest) > 0 {
+		m.queue <- byDest
+	}
+}
+
+func (m *mover) failed() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// close waits for the queued moves, closes the connection and returns the first error.
+func (m *mover) close() error {
+	m.closeOnce.Do(func() {
+		close(m.queue)
+		<-m.done
+		m.s.Close()
+	})
+	return m.failed()
 }
 
 // openMover opens the second connection, or returns nil (the first one then moves too) when it cannot
@@ -291,9 +359,10 @@ func (w *worker) openMover(ctx context.Context, folder string, validity uint32) 
 	return c.Session
 }
 
-// commitAsync commits a batch in the background. The commit is not cut short by a shutdown: it is one
-// transaction either way, and a finished fetch is worth keeping.
-func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool, mover Session) *commit {
+// commitAsync commits a batch in the background and then, with a mover, queues its moves. The commit
+// is not cut short by a shutdown: it is one transaction either way, and a finished fetch is worth
+// keeping.
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool, mv *mover) *commit {
 	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
 		UIDValidity: validity, LastUID: last, Messages: ms}, move: move, done: make(chan struct{})}
 	go func() {
@@ -310,13 +379,8 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 			}
 		}
 		w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
-		if move && mover != nil {
-			if err := w.move(ctx, mover, folder, validity, ms); err != nil {
-				// Committed, not moved: the next session finds the moves pending and does them.
-				c.err = err
-				return
-			}
-			c.moved = true
+		if move && mv != nil {
+			mv.add(byDest(ms))
 		}
 	}()
 	return c
@@ -335,7 +399,7 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 		size int
 	)
 	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
-		raw, err := io.ReadAll(f.Body)
+		raw, err := readAll(f.Body, f.Size)
 		if err != nil {
 			return err
 		}
@@ -372,17 +436,46 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 	return ms, last, consumed, ferr
 }
 
+// readAll reads a body whose length the server announced: one allocation of about the right size
+// instead of io.ReadAll's doublings (the announced size is only a hint: Exchange's is at times off).
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, 0, min(max(size, 0), 64<<20)+512)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
 // errBatchFull stops a FETCH when the batch holds enough bytes.
 var errBatchFull = errors.New("batch full")
 
 // move moves a committed batch's messages on the server and records the moves.
 func (w *worker) move(ctx context.Context, s Session, folder string, validity uint32, ms []store.NewMessage) error {
-	byDest := map[string][]uint32{}
+	return w.moveUIDs(ctx, s, folder, validity, byDest(ms))
+}
+
+// byDest groups a batch's UIDs by the folder they go to.
+func byDest(ms []store.NewMessage) map[string][]uint32 {
+	out := map[string][]uint32{}
 	for _, m := range ms {
 		if m.Dest != "" {
-			byDest[m.Dest] = append(byDest[m.Dest], m.UID)
+			out[m.Dest] = append(out[m.Dest], m.UID)
 		}
 	}
+	return out
+}
+
+// moveUIDs moves UIDs on the server and records the moves.
+func (w *worker) moveUIDs(ctx context.Context, s Session, folder string, validity uint32, byDest map[string][]uint32) error {
 	for dest, uids := range byDest {
 		if err := s.Move(uids, dest); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -46,6 +47,17 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.Size != int64(len(raw)) || m.SHA256 != sha(string(raw)) {
 			t.Fatalf("size %d sha %s for %d bytes", m.Size, m.SHA256, len(raw))
+		}
+		// Without the bodies, everything else is the same.
+		lim.SkipBodies = true
+		meta, err := Parse(bytes.NewReader(raw), lim)
+		if err != nil {
+			t.Fatalf("Parse with SkipBodies: %v", err)
+		}
+		want := *m
+		want.TextBody, want.TextTruncated, want.HTMLBody, want.HTMLTruncated = "", false, "", false
+		if !reflect.DeepEqual(*meta, want) {
+			t.Fatalf("with SkipBodies\n%+v\nwant\n%+v", *meta, want)
 		}
 		if len(m.TextBody) > lim.MaxText || len(m.HTMLBody) > lim.MaxText {
 			t.Fatalf("body longer than MaxText: %d %d", len(m.TextBody), len(m.HTMLBody))

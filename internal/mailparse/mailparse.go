@@ -49,6 +49,10 @@ type Limits struct {
 	MaxParts       int   // MIME parts walked; later parts are not listed; default 1000
 	MaxDepth       int   // multipart nesting; deeper multiparts are listed as one attachment; default 20
 	MaxProblems    int   // Problems kept; default 100
+	// SkipBodies reads the text and HTML bodies without keeping them (TextBody and HTMLBody stay
+	// empty, Problems are the same), for callers that want only the metadata: it saves most of
+	// Parse's allocations.
+	SkipBodies bool
 }
 
 // DefaultLimits returns the limits used for zero fields and by Extract.

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -463,5 +465,24 @@ func TestDateKeepsZone(t *testing.T) {
 	m := mustParse(t, crlf("From: a@b\nDate: Mon, 2 Mar 2026 10:00:00 +0100 (CET)\n\n"), Limits{})
 	if want := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC); !m.Date.Equal(want) {
 		t.Errorf("date %v, want %v", m.Date, want)
+	}
+}
+
+// TestCheckText: reading a text body without keeping it reports what keeping it reports, however the
+// decoder hands out the bytes (one at a time here), at and around the limit.
+func TestCheckText(t *testing.T) {
+	for _, text := range []string{
+		"", "plain ascii", "naïve café", "caf\xe9", "ends cut \xc3", "\xe2\x82\xac euro", "abcdefg\xe2\x82", "abcdefgh\xe2\x82\xac",
+		"abcdefghi\xe2\x82\xac", "abcdefghij\xe2", "0123456789", "01234567890", "\xff\xfe", strings.Repeat("é", 20),
+	} {
+		for _, limit := range []int{10, 1 << 10} {
+			keep := newParser(Limits{MaxText: limit}.withDefaults(), -1, nil)
+			keep.readText(strings.NewReader(text), "utf-8", "body")
+			skip := newParser(Limits{MaxText: limit, SkipBodies: true}.withDefaults(), -1, nil)
+			skip.readText(iotest.OneByteReader(strings.NewReader(text)), "utf-8", "body")
+			if !reflect.DeepEqual(keep.msg.Problems, skip.msg.Problems) {
+				t.Errorf("%q (limit %d): kept %q, skipped %q", text, limit, keep.msg.Problems, skip.msg.Problems)
+			}
+		}
 	}
 }

@@ -39,7 +39,15 @@ type parser struct {
 }
 
 func newParser(lim Limits, target int, w io.Writer) *parser {
-	return &parser{lim: lim, msg: &Message{Attachments: []Attachment{}}, buf: make([]byte, 32<<10), target: target, w: w}
+	return &parser{lim: lim, msg: &Message{Attachments: []Attachment{}}, target: target, w: w}
+}
+
+// buffer is the copy buffer, made when first needed (a message without attachments needs none).
+func (p *parser) buffer() []byte {
+	if p.buf == nil {
+		p.buf = make([]byte, 32<<10)
+	}
+	return p.buf
 }
 
 func newBytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -124,7 +132,10 @@ func (p *parser) multipart(body io.Reader, ct, boundary, section string, depth i
 	}
 	if n == 0 && !p.haveText && pre.buf.Len() > 0 {
 		p.haveText = true
-		p.msg.TextBody, p.msg.TextTruncated = p.finishText(pre.buf.Bytes(), pre.over, where(section))
+		text, over := p.finishText(pre.buf.Bytes(), pre.over, where(section))
+		if !p.lim.SkipBodies {
+			p.msg.TextBody, p.msg.TextTruncated = text, over
+		}
 	}
 }
 
@@ -192,7 +203,7 @@ func (p *parser) leaf(h textproto.Header, ct string, params map[string]string, b
 		ew = &errWriter{w: p.w}
 		dst = io.MultiWriter(hc, ew)
 	}
-	_, err := io.CopyBuffer(dst, dec, p.buf)
+	_, err := io.CopyBuffer(dst, dec, p.buffer())
 	if err != nil {
 		if ew != nil && ew.err != nil {
 			p.writeErr = ew.err
@@ -213,7 +224,7 @@ func (p *parser) leaf(h textproto.Header, ct string, params map[string]string, b
 // drain reads what a decoder left of a part (after a decoding error, or after a truncated body); a
 // read error is recorded when report is set (not yet reported by the decoding).
 func (p *parser) drain(body io.Reader, w string, report bool) {
-	if _, err := io.CopyBuffer(io.Discard, body, p.buf); err != nil && report {
+	if _, err := io.Copy(io.Discard, body); err != nil && report {
 		p.problemf("%s: %v", w, err)
 	}
 }
@@ -269,6 +280,9 @@ func (p *parser) readText(dec io.Reader, cs, w string) (string, bool, error) {
 			r = cr
 		}
 	}
+	if p.lim.SkipBodies {
+		return "", false, p.checkText(r, w)
+	}
 	b, err := io.ReadAll(io.LimitReader(r, int64(p.lim.MaxText)+1))
 	if err != nil {
 		p.problemf("%s: %v", w, err)
@@ -279,6 +293,65 @@ func (p *parser) readText(dec io.Reader, cs, w string) (string, bool, error) {
 	}
 	s, over := p.finishText(b, over, w)
 	return s, over, err
+}
+
+// checkText reads a text body without keeping it and reports what readText would: the first MaxText
+// bytes are checked for UTF-8 a chunk at a time (a rune cut by a chunk's end is carried into the next
+// chunk; one cut by the limit does not count).
+func (p *parser) checkText(r io.Reader, w string) error {
+	buf := make([]byte, 4<<10)
+	limit := p.lim.MaxText
+	var carry [utf8.UTFMax]byte
+	nc, seen, valid := 0, 0, true // seen: bytes of the text read so far
+	var err error
+	for seen <= limit && err == nil {
+		n := copy(buf, carry[:nc])
+		var k int
+		k, err = r.Read(buf[n:min(len(buf), n+limit+1-seen)])
+		seen += k
+		chunk := buf[:n+k]
+		if seen > limit {
+			chunk = chunk[:len(chunk)-(seen-limit)] // the byte that shows the text is longer
+		}
+		nc = 0
+		if i := cutRune(chunk); i >= 0 {
+			tail := chunk[i:]
+			chunk = chunk[:i]
+			switch {
+			case seen > limit: // cut by the limit
+			case err != nil: // the text ends in the middle of a rune
+				valid = false
+			default:
+				nc = copy(carry[:], tail)
+			}
+		}
+		if valid && !utf8.Valid(chunk) {
+			valid = false
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil {
+		p.problemf("%s: %v", w, err)
+	}
+	if !valid {
+		p.problemf("%s: 8-bit text that is not UTF-8, read as windows-1252", w)
+	}
+	return err
+}
+
+// cutRune is where an incomplete rune at the end of b starts, or -1.
+func cutRune(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // finishText makes b valid UTF-8 (windows-1252 when it is not) and cuts it to MaxText on a rune
