@@ -46,7 +46,7 @@ func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken
 	}
 	t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
 	t.LastUsed = s.now().UTC()
-	if _, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET last_used = ? WHERE id = ?`, stampOf(t.LastUsed), t.ID); err != nil {
+	if _, err := s.exec(ctx, `UPDATE api_tokens SET last_used = ? WHERE id = ?`, stampOf(t.LastUsed), t.ID); err != nil {
 		return t, fmt.Errorf("record API token use: %w", err)
 	}
 	return t, nil
@@ -76,7 +76,7 @@ func (s *Store) APITokens(ctx context.Context) ([]store.APIToken, error) {
 
 // RevokeAPIToken implements store.Tokens.
 func (s *Store) RevokeAPIToken(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM api_tokens WHERE name = ?`, strings.TrimSpace(name))
+	res, err := s.exec(ctx, `DELETE FROM api_tokens WHERE name = ?`, strings.TrimSpace(name))
 	if err != nil {
 		return fmt.Errorf("revoke API token: %w", err)
 	}
@@ -168,10 +168,10 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 func (s *Store) DeliveryDone(ctx context.Context, d store.Delivery, ok bool, next time.Time, errText string) error {
 	var err error
 	if ok {
-		_, err = s.db.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' WHERE message = ? AND type = ?`,
+		_, err = s.exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' WHERE message = ? AND type = ?`,
 			s.stamp(), d.MessageID, d.Type)
 	} else {
-		_, err = s.db.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE message = ? AND type = ?`,
+		_, err = s.exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE message = ? AND type = ?`,
 			next.UTC().Format(timeLayout), errText, d.MessageID, d.Type)
 	}
 	if err != nil {

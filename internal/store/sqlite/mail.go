@@ -30,7 +30,7 @@ func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (sto
 
 // ResetCursor implements store.Mail.
 func (s *Store) ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, 0, ?)
+	_, err := s.exec(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, 0, ?)
 		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at`,
 		accountID, folder, uidValidity, s.stamp())
 	if err != nil {
@@ -72,7 +72,8 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		for i, q := range []string{
 			`SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`,
 			`INSERT INTO messages (id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs,
-				subject, date, received_at, attachments, m2m, problems, failed, raw_segment, raw_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				subject, date, received_at, attachments, m2m, problems, failed, raw_segment, raw_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (account_id, sha256) DO NOTHING`,
 			`INSERT INTO message_raw (id, raw) VALUES (?, ?)`,
 			`INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		} {
@@ -90,7 +91,13 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		}
 		for _, m := range b.Messages {
 			c := store.Committed{UID: m.UID}
-			err := dupStmt.QueryRowContext(ctx, b.AccountID, m.Meta.SHA256).Scan(&c.ID)
+			ref, inSegment := refs[m.Meta.SHA256]
+			var err error
+			if !inSegment { // known before this batch, most likely: look first
+				err = dupStmt.QueryRowContext(ctx, b.AccountID, m.Meta.SHA256).Scan(&c.ID)
+			} else { // new, most likely: insert first (a conflict below means a copy after all)
+				err = sql.ErrNoRows
+			}
 			switch {
 			case err == nil:
 				c.Duplicate = true
@@ -106,14 +113,23 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 					date = meta.Date.UTC().Format(time.RFC3339)
 				}
 				var seg, off any
-				ref, inSegment := refs[meta.SHA256]
 				if inSegment {
 					seg, off = ref.Segment, ref.Offset
 				}
-				if _, err := msgStmt.ExecContext(ctx, c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From,
+				res, err := msgStmt.ExecContext(ctx, c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From,
 					jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)), meta.Subject, date, now, jsonText(nonNilA(meta.Attachments)), m2m,
-					jsonText(nonNil(meta.Problems)), meta.Failed, seg, off); err != nil {
+					jsonText(nonNil(meta.Problems)), meta.Failed, seg, off)
+				if err != nil {
 					return fmt.Errorf("store message uid %d: %w", m.UID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("store message uid %d: %w", m.UID, err)
+				} else if n == 0 { // the same bytes earlier in this batch
+					if err := dupStmt.QueryRowContext(ctx, b.AccountID, meta.SHA256).Scan(&c.ID); err != nil {
+						return fmt.Errorf("store message uid %d: %w", m.UID, err)
+					}
+					c.Duplicate = true
+					break
 				}
 				if !inSegment {
 					// Counted as stored by an earlier commit when the bytes were written, but gone
@@ -420,7 +436,7 @@ func (s *Store) PutAccountState(ctx context.Context, a store.AccountState) error
 		}
 		return t.UTC().Format(timeLayout)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO account_state (account_id, state, detail, last_error, last_poll, backlog, token_expires, updated_at)
+	_, err := s.exec(ctx, `INSERT INTO account_state (account_id, state, detail, last_error, last_poll, backlog, token_expires, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, last_error = excluded.last_error,
 			last_poll = excluded.last_poll, backlog = excluded.backlog, token_expires = excluded.token_expires, updated_at = excluded.updated_at`,

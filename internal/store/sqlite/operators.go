@@ -105,7 +105,7 @@ func (s *Store) RemoveOperator(ctx context.Context, name string) error {
 
 // CreateSession implements store.Operators.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO operator_sessions (hash, operator_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO operator_sessions (hash, operator_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
 		ss.Hash, ss.OperatorID, stampOf(ss.CreatedAt), stampOf(ss.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
@@ -133,7 +133,7 @@ func (s *Store) SessionByHash(ctx context.Context, hash []byte, now time.Time) (
 
 // DeleteSession implements store.Operators.
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM operator_sessions WHERE hash = ?`, hash); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM operator_sessions WHERE hash = ?`, hash); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -141,7 +141,7 @@ func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
 
 // DeleteExpiredSessions implements store.Operators.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM operator_sessions WHERE expires_at <= ?`, stampOf(now))
+	res, err := s.exec(ctx, `DELETE FROM operator_sessions WHERE expires_at <= ?`, stampOf(now))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}

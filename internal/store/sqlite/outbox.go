@@ -151,7 +151,7 @@ func (s *Store) DueOutgoing(ctx context.Context, now time.Time, limit int) ([]st
 
 // transition runs one conditional update and reports ErrOutgoingState when no row was in the state.
 func (s *Store) transition(ctx context.Context, id string, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("update outgoing message %s: %w", id, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -42,6 +43,10 @@ type Options struct {
 type Store struct {
 	db     *sql.DB
 	raw    *segments.Dir
+	// wmu lets one of this process's writers at a time at the database: the others wait here and
+	// go on the moment it is free, instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 …
+	// ms between tries (busy_timeout still covers other processes, such as the CLI).
+	wmu sync.Mutex
 	sealer *secrets.Sealer
 	log    *slog.Logger
 	now    func() time.Time
@@ -193,8 +198,17 @@ func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
 
 func stampOf(t time.Time) string { return t.UTC().Format(timeLayout) }
 
+// exec runs one writing statement (under wmu, as tx does).
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.db.ExecContext(ctx, query, args...)
+}
+
 // tx runs f in an immediate transaction and commits it, or rolls back when f fails.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
