@@ -41,12 +41,12 @@ type Options struct {
 
 // Store is the SQLite store.
 type Store struct {
-	db     *sql.DB
-	raw    *segments.Dir
+	db  *sql.DB
+	raw *segments.Dir
 	// wmu lets one of this process's writers at a time at the database: the others wait here and
 	// go on the moment it is free, instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 …
 	// ms between tries (busy_timeout still covers other processes, such as the CLI).
-	wmu sync.Mutex
+	wmu    sync.Mutex
 	sealer *secrets.Sealer
 	log    *slog.Logger
 	now    func() time.Time
