@@ -185,7 +185,7 @@ func (p *parser) headerFields(h mail.Header) {
 	case v == "":
 		p.problemf("header Date: missing")
 	default:
-		t, err := netmail.ParseDate(v)
+		t, err := parseDate(v)
 		if err != nil {
 			if t, err = time.Parse(time.RFC3339, strings.TrimSpace(v)); err == nil {
 				p.problemf("header Date: %q is not RFC 5322; read as RFC 3339", clip(v, 80))
@@ -333,4 +333,14 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// parseDate is net/mail.ParseDate with the common case first: "Mon, 2 Jan 2006 15:04:05 -0700" as
+// nearly every mailer writes it. ParseDate tries the forms without the weekday first, and each miss
+// allocates an error: that was a tenth of Parse's time.
+func parseDate(v string) (time.Time, error) {
+	if t, err := time.Parse("Mon, 2 Jan 2006 15:04:05 -0700", v); err == nil {
+		return t, nil
+	}
+	return netmail.ParseDate(v)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	netmail "net/mail"
 	"os"
 	"reflect"
 	"runtime"
@@ -483,6 +484,21 @@ func TestCheckText(t *testing.T) {
 			if !reflect.DeepEqual(keep.msg.Problems, skip.msg.Problems) {
 				t.Errorf("%q (limit %d): kept %q, skipped %q", text, limit, keep.msg.Problems, skip.msg.Problems)
 			}
+		}
+	}
+}
+
+// TestParseDate: the fast path gives what net/mail.ParseDate gives, and leaves the rest to it.
+func TestParseDate(t *testing.T) {
+	for _, v := range []string{
+		"Sun, 22 Nov 2026 11:00:00 +0100", "Mon, 2 Jan 2006 15:04:05 -0700", "Tue, 03 Mar 2026 09:15:00 +0000",
+		"2 Jan 2006 15:04:05 -0700", "Mon, 2 Jan 2006 15:04:05 -0700 (PST)", "Mon, 2 Jan 06 15:04 GMT", "Wed, 31 Feb 2026 10:00:00 +0000",
+		"Fri, 20 Nov 2026 10:00:00 +0100 ", "Thu, 19 Nov 2026 25:00:00 +0100", "", "yesterday",
+	} {
+		got, err := parseDate(v)
+		want, werr := netmail.ParseDate(v)
+		if (err == nil) != (werr == nil) || !got.Equal(want) || got.Format(time.RFC3339) != want.Format(time.RFC3339) {
+			t.Errorf("%q: %v %v, net/mail gives %v %v", v, got, err, want, werr)
 		}
 	}
 }
