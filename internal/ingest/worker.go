@@ -309,6 +309,22 @@ func (w *worker) startMover(ctx context.Context, s Session, folder string, valid
 			if m.failed() != nil {
 				continue
 			}
+			// Behind? Then the batches waiting go in the same MOVE: a server's cost per command
+			// (index sync, expunge notices) is paid once for all of them.
+		more:
+			for {
+				select {
+				case next, ok := <-m.queue:
+					if !ok {
+						break more
+					}
+					for dest, uids := range next {
+						byDest[dest] = append(byDest[dest], uids...)
+					}
+				default:
+					break more
+				}
+			}
 			if err := w.moveUIDs(ctx, s, folder, validity, byDest); err != nil {
 				m.mu.Lock()
 				m.err = err
