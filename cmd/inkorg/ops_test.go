@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +135,21 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // stop sends SIGTERM and waits for a clean exit.
 func stop(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
 	t.Helper()
+	// A SIGTERM that arrives before the Go runtime has installed serve's handler kills the process
+	// outright: wait until the kernel says SIGTERM is caught (Linux's SigCgt mask, bit 15).
+	waitFor(t, "serve to catch SIGTERM", 30*time.Second, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			return true // not Linux, or gone: signal anyway
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err != nil || mask&(1<<(syscall.SIGTERM-1)) != 0
+			}
+		}
+		return true
+	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -185,7 +201,7 @@ func stored(t *testing.T, st store.Store) map[string]int {
 // and logs "stopped", and the store and the server agree — every processed message is stored, every
 // message still in INBOX is either not stored or has its move pending, which the next start completes.
 func TestServeSIGTERMMidBacklog(t *testing.T) {
-	const n = 3000
+	const n = 8000
 	b := newBacklog(t, n)
 	cmd, out := b.serve("--log-level", "info")
 	waitFor(t, "the first messages to be processed", 60*time.Second, func() bool { return b.count(settings.DefaultProcessedFolder) > 0 })
@@ -320,7 +336,7 @@ func TestServeJSONLogs(t *testing.T) {
 // the same key file and is consistent (settings and secrets readable, each message stored once and
 // readable whole, every pending move belonging to a stored message); backup refuses to overwrite.
 func TestBackupDuringIngestion(t *testing.T) {
-	const n = 1500
+	const n = 8000
 	b := newBacklog(t, n)
 	cmd, out := b.serve("--log-level", "warn")
 	waitFor(t, "ingestion to be under way", 60*time.Second, func() bool { return b.count(settings.DefaultProcessedFolder) > 0 })

@@ -12,10 +12,13 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -43,6 +46,11 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout bounds each network step (default 60 s).
 	Timeout time.Duration
+	// Holder names this process in the accounts' claims (default host:pid:random), and ClaimTTL is
+	// how long a claim lasts unless renewed (default 60 s): another process sharing the database
+	// takes an account over that long after this one stops renewing (at once after a clean stop).
+	Holder   string
+	ClaimTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -72,6 +80,15 @@ func (c *Config) defaults() {
 	}
 	if c.Dial == nil {
 		c.Dial = imapDialer(c)
+	}
+	if c.Holder == "" {
+		host, _ := os.Hostname()
+		var r [4]byte
+		rand.Read(r[:])
+		c.Holder = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(r[:]))
+	}
+	if c.ClaimTTL == 0 {
+		c.ClaimTTL = 60 * time.Second
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"inkorg/internal/diag"
@@ -23,6 +24,9 @@ type worker struct {
 	t     Target
 	log   *slog.Logger
 	state store.AccountState
+	// lost is set when another process has the account's claim: this worker's last words are
+	// then not written over that process's state.
+	lost atomic.Bool
 }
 
 func newWorker(cfg *Config, sys settings.System, a settings.IncomingAccount) *worker {
@@ -33,6 +37,9 @@ func newWorker(cfg *Config, sys settings.System, a settings.IncomingAccount) *wo
 
 // report records the worker's state for the dashboard.
 func (w *worker) report(ctx context.Context, state, detail string, err error) {
+	if w.lost.Load() {
+		return
+	}
 	w.state.State, w.state.Detail = state, detail
 	if err != nil {
 		w.state.LastError = record(err, w.cfg.Clock())
@@ -51,9 +58,93 @@ func record(err error, now time.Time) *store.ErrorRecord {
 		Actions: e.Actions, Server: e.Server, TraceID: e.TraceID}
 }
 
-// run reads the account until ctx ends: sessions, with backoff between them, or a pause on a
-// configuration problem.
+// run reads the account until ctx ends, while this process holds the account's claim (see
+// store.Mail.ClaimAccount): with several inkorg processes on one database, one reads each account and
+// the others stand by, taking over when its claim lapses. The claim is renewed every third of its
+// time to live; a worker that cannot renew it stops reading before it lapses.
 func (w *worker) run(ctx context.Context) {
+	ttl := w.cfg.ClaimTTL
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.cfg.Store.ReleaseAccount(rctx, w.t.Account.ID, w.cfg.Holder); err != nil {
+			w.log.Warn("releasing the account's claim failed; another process takes over when it lapses", "err", err)
+		}
+	}()
+	standingBy := ""
+	for ctx.Err() == nil {
+		c, err := w.cfg.Store.ClaimAccount(ctx, w.t.Account.ID, w.cfg.Holder, ttl)
+		if err != nil {
+			w.log.Error("claiming the account failed; trying again", "err", err)
+			sleep(ctx, ttl/3)
+			continue
+		}
+		if !c.Held {
+			if standingBy != c.Holder {
+				w.log.Info("another inkorg process reads this account; standing by to take over if it stops", "holder", c.Holder, "until", c.Until)
+				standingBy = c.Holder
+			}
+			sleep(ctx, min(ttl/3, max(time.Until(c.Until), 100*time.Millisecond)))
+			continue
+		}
+		standingBy = ""
+		w.lost.Store(false)
+		w.log.Info("reading the account", "holder", w.cfg.Holder)
+		sctx, cancel := context.WithCancel(ctx)
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			w.keepClaim(sctx, cancel, c.Until, ttl)
+		}()
+		w.serve(sctx)
+		cancel()
+		<-renewed
+	}
+}
+
+// keepClaim renews the claim every ttl/3 until ctx ends; when the claim is lost, or cannot be renewed
+// before it lapses, it calls stop.
+func (w *worker) keepClaim(ctx context.Context, stop context.CancelFunc, until time.Time, ttl time.Duration) {
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := w.cfg.Store.ClaimAccount(ctx, w.t.Account.ID, w.cfg.Holder, ttl)
+		switch {
+		case err == nil && c.Held:
+			until = c.Until
+		case err == nil:
+			w.log.Warn("another inkorg process has taken this account over; stopping", "holder", c.Holder)
+			w.lost.Store(true)
+			stop()
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Until(until) < ttl/3:
+			w.log.Error("the account's claim cannot be renewed and is about to lapse; stopping", "err", err)
+			w.lost.Store(true)
+			stop()
+			return
+		default:
+			w.log.Warn("renewing the account's claim failed; trying again", "err", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// serve reads the account until ctx ends: sessions, with backoff between them, or a pause on a
+// configuration problem.
+func (w *worker) serve(ctx context.Context) {
 	if ps := settings.CheckAccount(w.t.System, w.t.Account, nil).Errors(); len(ps) > 0 {
 		err := &diag.Error{Stage: diag.StageSettings, Kind: diag.KindConfig, Code: "settings", Summary: ps[0].Message, Remedy: "correct " + ps[0].Path}
 		w.pause(ctx, err)

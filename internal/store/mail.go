@@ -37,9 +37,26 @@ type Mail interface {
 	// Ack marks a message as taken by the ERP; acknowledging twice is fine. ErrNotFound.
 	Ack(ctx context.Context, id string) (time.Time, error)
 
+	// ClaimAccount makes holder the one process that reads the account for the next ttl, unless
+	// another holder's claim has not lapsed yet; claiming again before it lapses renews it. It
+	// returns the claim as it stands (Held says whether holder has it). With several inkorg
+	// processes on one database, only the holder runs a worker for the account. The time is the
+	// database's (PostgreSQL) or this host's (SQLite).
+	ClaimAccount(ctx context.Context, accountID int64, holder string, ttl time.Duration) (Claim, error)
+	// ReleaseAccount ends holder's claim, if it still has it, so that another process takes over at
+	// once.
+	ReleaseAccount(ctx context.Context, accountID int64, holder string) error
+
 	// AccountStates and PutAccountState are the workers' dashboard: state, last poll, last error.
 	AccountStates(ctx context.Context) ([]AccountState, error)
 	PutAccountState(ctx context.Context, s AccountState) error
+}
+
+// Claim says which process reads an account, and until when unless renewed.
+type Claim struct {
+	Holder string
+	Until  time.Time
+	Held   bool // the caller is the holder
 }
 
 // Cursor is the read position in one folder.

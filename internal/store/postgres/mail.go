@@ -479,3 +479,35 @@ func (s *Store) PutAccountState(ctx context.Context, a store.AccountState) error
 	}
 	return nil
 }
+
+// ClaimAccount implements store.Mail. The times are the database server's, so that processes on
+// hosts whose clocks differ agree on when a claim lapses.
+func (s *Store) ClaimAccount(ctx context.Context, accountID int64, holder string, ttl time.Duration) (store.Claim, error) {
+	var c store.Claim
+	for range 3 {
+		err := s.pool.QueryRow(ctx, `INSERT INTO account_claims (account_id, holder, until) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 microsecond')
+			ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, until = excluded.until
+			WHERE account_claims.holder = excluded.holder OR account_claims.until <= clock_timestamp()
+			RETURNING holder, until`, accountID, clean(holder), ttl.Microseconds()).Scan(&c.Holder, &c.Until)
+		if errors.Is(err, pgx.ErrNoRows) { // someone else's claim stands
+			err = s.pool.QueryRow(ctx, `SELECT holder, until FROM account_claims WHERE account_id = $1`, accountID).Scan(&c.Holder, &c.Until)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // released meanwhile: claim again
+			}
+		}
+		if err != nil {
+			return store.Claim{}, fmt.Errorf("claim account %d: %w", accountID, err)
+		}
+		c.Held = c.Holder == holder
+		return c, nil
+	}
+	return store.Claim{}, fmt.Errorf("claim account %d: the claim kept changing hands", accountID)
+}
+
+// ReleaseAccount implements store.Mail.
+func (s *Store) ReleaseAccount(ctx context.Context, accountID int64, holder string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM account_claims WHERE account_id = $1 AND holder = $2`, accountID, clean(holder)); err != nil {
+		return fmt.Errorf("release account %d: %w", accountID, err)
+	}
+	return nil
+}

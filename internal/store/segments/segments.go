@@ -58,9 +58,10 @@ type Dir struct {
 	max int64
 	log *slog.Logger
 
-	mu  sync.Mutex
-	cur *segment // the segment being filled; nil until the first Append
-	err error    // set when the directory could not be written: every later Append fails with it
+	mu   sync.Mutex
+	cur  *segment // the segment being filled; nil until the first Append
+	last int64    // the highest segment number seen
+	err  error    // set when the directory could not be written: every later Append fails with it
 }
 
 // segment is one open segment file being filled. refs counts the Appends still writing to it, so
@@ -73,8 +74,8 @@ type segment struct {
 	retired bool
 }
 
-// Open opens the segment directory; the first Append creates it (0700) when it does not exist yet. The
-// next Append goes on at the end of the highest-numbered segment.
+// Open opens the segment directory; the first Append creates it (0700) when it does not exist yet, and
+// a new segment after the highest-numbered one.
 func Open(o Options) (*Dir, error) {
 	if o.Dir == "" {
 		return nil, errors.New("segments: no directory")
@@ -91,17 +92,7 @@ func Open(o Options) (*Dir, error) {
 		return nil, err
 	}
 	if len(nums) > 0 {
-		last := nums[len(nums)-1]
-		f, err := os.OpenFile(d.path(last), os.O_RDWR, 0)
-		if err != nil {
-			return nil, fmt.Errorf("segments: open %s: %w", d.path(last), err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("segments: %w", err)
-		}
-		d.cur = &segment{n: last, f: f, size: fi.Size()}
+		d.last = nums[len(nums)-1]
 	}
 	return d, nil
 }
@@ -192,25 +183,34 @@ func (d *Dir) reserve(total int64) (*segment, int64, error) {
 
 // next starts a new segment (with d.mu held): the file is created, and the directory synced so that
 // the file's name survives a power cut along with the bytes synced into it.
+//
+// A process only ever writes to segments it created itself (O_EXCL, taking the next free number), so
+// two processes on one database — two "inkorg serve" by mistake, say — never write over each other;
+// each start begins a new segment.
 func (d *Dir) next() error {
-	n := int64(1)
-	if d.cur != nil {
-		n = d.cur.n + 1
-	}
-	if n == 1 {
-		if _, err := os.Stat(d.dir); errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(d.dir, 0o700); err != nil {
-				return fmt.Errorf("segments: create %s: %w", d.dir, err)
-			}
-			if err := syncDir(filepath.Dir(d.dir)); err != nil {
-				return fmt.Errorf("segments: %w", err)
-			}
+	if _, err := os.Stat(d.dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(d.dir, 0o700); err != nil {
+			return fmt.Errorf("segments: create %s: %w", d.dir, err)
+		}
+		if err := syncDir(filepath.Dir(d.dir)); err != nil {
+			return fmt.Errorf("segments: %w", err)
 		}
 	}
-	f, err := os.OpenFile(d.path(n), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("segments: create %s: %w", d.path(n), err)
+	var f *os.File
+	n := d.last
+	for {
+		n++
+		var err error
+		f, err = os.OpenFile(d.path(n), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // another process took this number
+		}
+		if err != nil {
+			return fmt.Errorf("segments: create %s: %w", d.path(n), err)
+		}
+		break
 	}
+	d.last = n
 	if err := syncDir(d.dir); err != nil {
 		f.Close()
 		os.Remove(d.path(n))

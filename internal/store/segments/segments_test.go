@@ -85,13 +85,43 @@ func TestAppendReadReopen(t *testing.T) {
 			t.Errorf("after reopening, message %d: %v", i, err)
 		}
 	}
+	// A process writes only to segments it created: reopened below the limit, it starts a new one.
 	d3 := open(t, t.TempDir(), 0)
 	r3, _ := d3.Append([][]byte{msg(1, 10)})
 	d3.Close()
 	d3 = open(t, d3.Path(), 0)
 	r4, err := d3.Append([][]byte{msg(2, 10)})
-	if err != nil || r4[0].Segment != r3[0].Segment || r4[0].Offset != 10 {
-		t.Errorf("reopened below the limit: %+v, want segment %d offset 10 (%v)", r4, r3[0].Segment, err)
+	if err != nil || r4[0].Segment != r3[0].Segment+1 || r4[0].Offset != 0 {
+		t.Errorf("reopened below the limit: %+v, want segment %d offset 0 (%v)", r4, r3[0].Segment+1, err)
+	}
+}
+
+// TestTwoWriters: two Dirs on one directory (two processes on one database) never write to the same
+// segment, even when both were opened before either wrote.
+func TestTwoWriters(t *testing.T) {
+	dir := t.TempDir()
+	a, b := open(t, dir, 0), open(t, dir, 0)
+	var refs []Ref
+	var data [][]byte
+	for i := range 10 {
+		d := a
+		if i%2 == 1 {
+			d = b
+		}
+		m := msg(i, 50+i)
+		r, err := d.Append([][]byte{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, data = append(refs, r...), append(data, m)
+	}
+	if refs[0].Segment == refs[1].Segment {
+		t.Fatalf("both wrote segment %d", refs[0].Segment)
+	}
+	for i, r := range refs {
+		if got, err := a.Read(r); err != nil || !bytes.Equal(got, data[i]) {
+			t.Errorf("message %d at %+v: %v", i, r, err)
+		}
 	}
 }
 

@@ -541,3 +541,36 @@ func (s *Store) EmbedRaw(ctx context.Context, path string, progress func(int64))
 		}
 	}
 }
+
+// ClaimAccount implements store.Mail.
+func (s *Store) ClaimAccount(ctx context.Context, accountID int64, holder string, ttl time.Duration) (store.Claim, error) {
+	var c store.Claim
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO account_claims (account_id, holder, until) VALUES (?, ?, ?)
+			ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, until = excluded.until
+			WHERE account_claims.holder = excluded.holder OR account_claims.until <= ?`,
+			accountID, holder, stampOf(now.Add(ttl)), stampOf(now)); err != nil {
+			return err
+		}
+		var until string
+		if err := tx.QueryRowContext(ctx, `SELECT holder, until FROM account_claims WHERE account_id = ?`, accountID).Scan(&c.Holder, &until); err != nil {
+			return err
+		}
+		c.Until, _ = time.Parse(time.RFC3339Nano, until)
+		c.Held = c.Holder == holder
+		return nil
+	})
+	if err != nil {
+		return store.Claim{}, fmt.Errorf("claim account %d: %w", accountID, err)
+	}
+	return c, nil
+}
+
+// ReleaseAccount implements store.Mail.
+func (s *Store) ReleaseAccount(ctx context.Context, accountID int64, holder string) error {
+	if _, err := s.exec(ctx, `DELETE FROM account_claims WHERE account_id = ? AND holder = ?`, accountID, holder); err != nil {
+		return fmt.Errorf("release account %d: %w", accountID, err)
+	}
+	return nil
+}

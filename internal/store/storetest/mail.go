@@ -183,3 +183,78 @@ func testMailConcurrent(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testClaims: one holder at a time per account; renewing keeps it; another takes over when it lapses
+// or is released, and the old holder then learns it has lost it; claims race safely.
+func testClaims(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const ttl = 400 * time.Millisecond
+	a, err := s.ClaimAccount(ctx, 1, "host-a:1", ttl)
+	must(t, err)
+	if !a.Held || a.Holder != "host-a:1" || time.Until(a.Until) <= 0 || time.Until(a.Until) > ttl+time.Second {
+		t.Fatalf("first claim %+v", a)
+	}
+	b, err := s.ClaimAccount(ctx, 1, "host-b:2", ttl)
+	must(t, err)
+	if b.Held || b.Holder != "host-a:1" {
+		t.Fatalf("a second process claimed a held account: %+v", b)
+	}
+	other, err := s.ClaimAccount(ctx, 2, "host-b:2", ttl)
+	must(t, err)
+	if !other.Held {
+		t.Fatalf("another account: %+v", other)
+	}
+	// Renewed, it stays; lapsed, it goes.
+	time.Sleep(ttl / 2)
+	again, err := s.ClaimAccount(ctx, 1, "host-a:1", ttl)
+	must(t, err)
+	if !again.Held || !again.Until.After(a.Until) {
+		t.Fatalf("renewal %+v after %+v", again, a)
+	}
+	time.Sleep(ttl/2 + 50*time.Millisecond)
+	if b, _ = s.ClaimAccount(ctx, 1, "host-b:2", ttl); b.Held {
+		t.Fatalf("taken over before the renewed claim lapsed: %+v", b)
+	}
+	time.Sleep(ttl)
+	b, err = s.ClaimAccount(ctx, 1, "host-b:2", ttl)
+	must(t, err)
+	if !b.Held || b.Holder != "host-b:2" {
+		t.Fatalf("not taken over after the claim lapsed: %+v", b)
+	}
+	lost, err := s.ClaimAccount(ctx, 1, "host-a:1", ttl)
+	must(t, err)
+	if lost.Held || lost.Holder != "host-b:2" {
+		t.Fatalf("the old holder still holds it: %+v", lost)
+	}
+	// Released by someone else: nothing; by the holder: free at once.
+	must(t, s.ReleaseAccount(ctx, 1, "host-a:1"))
+	if c, _ := s.ClaimAccount(ctx, 1, "host-a:1", ttl); c.Held {
+		t.Fatal("a release by a non-holder freed the account")
+	}
+	must(t, s.ReleaseAccount(ctx, 1, "host-b:2"))
+	if c, _ := s.ClaimAccount(ctx, 1, "host-a:1", ttl); !c.Held {
+		t.Fatalf("not free after its holder released it: %+v", c)
+	}
+	// A race for a free account: exactly one winner.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := range 8 {
+		wg.Go(func() {
+			c, err := s.ClaimAccount(ctx, 3, fmt.Sprintf("racer-%d", i), ttl)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if c.Held {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Errorf("%d processes won the claim race", winners)
+	}
+}

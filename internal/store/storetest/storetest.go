@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"Audit", testAudit},
 		{"Concurrent", testConcurrent},
 		{"Mail", testMail},
+		{"Claims", testClaims},
 		{"MailConcurrent", testMailConcurrent},
 		{"Tokens", testTokens},
 		{"Webhooks", testWebhooks},
