@@ -37,6 +37,14 @@ type Webhooks interface {
 	Webhooks(ctx context.Context) ([]Webhook, error)
 	// DueDeliveries returns undelivered deliveries whose time has come, oldest first.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
+	// ClaimDeliveries returns up to limit due deliveries, oldest first, and defers each to until in
+	// the same transaction, so that another process sharing the database does not deliver them
+	// meanwhile; DeliveryDone then records the outcome. A process that dies holding a claim leaves the
+	// delivery due again at until (at least once, never lost).
+	ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]Delivery, error)
+	// UnclaimDelivery gives a claimed delivery back as it was claimed (an attempt cut short by a
+	// shutdown does not count): due again at d.NextAt.
+	UnclaimDelivery(ctx context.Context, d Delivery) error
 	// DeliveryDone records a delivery's success (next is ignored) or its failure and next attempt.
 	DeliveryDone(ctx context.Context, d Delivery, ok bool, next time.Time, errText string) error
 }

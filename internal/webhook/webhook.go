@@ -194,9 +194,15 @@ func (d *Dispatcher) run(ctx context.Context) {
 	}
 }
 
-// fill starts up to free due deliveries that are not already in flight.
+// fill claims up to free due deliveries and starts them. The claim (store.ClaimDeliveries) lasts one
+// attempt's Timeout and a margin: another inkorg process on the same database does not deliver them
+// meanwhile, and if this one dies they are due again when it ends.
 func (d *Dispatcher) fill(ctx context.Context, inflight map[key]bool, free int, done chan<- key) {
-	due, err := d.cfg.Store.DueDeliveries(ctx, d.cfg.Clock(), free+len(inflight))
+	if free <= 0 {
+		return
+	}
+	now := d.cfg.Clock()
+	due, err := d.cfg.Store.ClaimDeliveries(ctx, now, now.Add(d.cfg.Timeout+15*time.Second), free)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.cfg.Logger.Error("webhook: read due deliveries", "err", err)
@@ -258,6 +264,8 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hook store.
 	if err != nil {
 		if ctx.Err() == nil {
 			d.fail(ctx, log, dl, 0, "read the message: "+err.Error())
+		} else if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil {
+			log.Error("webhook: give back delivery", "err", err)
 		}
 		return
 	}
@@ -268,7 +276,12 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hook store.
 	}
 	retryAfter, errText := d.post(ctx, hook, dl.MessageID, body)
 	if ctx.Err() != nil {
-		return // shutting down: the attempt does not count
+		// Shutting down mid-request: the attempt does not count, and the delivery is given back
+		// (due again for the next start, or for another process, not only when the claim ends).
+		if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil {
+			log.Error("webhook: give back delivery", "err", err)
+		}
+		return
 	}
 	if errText == "" {
 		log.Info("webhook delivered", "url", redact(hook.URL))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -149,6 +150,57 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 		return nil, fmt.Errorf("read webhooks: %w", err)
 	}
 	return out, nil
+}
+
+// ClaimDeliveries implements store.Webhooks. Rows another transaction is claiming are skipped (SKIP
+// LOCKED): two processes claiming at once get different deliveries.
+func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]store.Delivery, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE deliveries d SET next_at = $2
+		FROM (SELECT message, type, next_at AS was, seq FROM deliveries WHERE delivered_at IS NULL AND next_at <= $1
+			ORDER BY next_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) due
+		WHERE d.message = due.message AND d.type = due.type
+		RETURNING d.message, d.type, d.attempts, due.was, d.last_error, due.seq`, now, until, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	defer rows.Close()
+	type claimed struct {
+		d   store.Delivery
+		seq int64
+	}
+	var got []claimed
+	for rows.Next() {
+		var c claimed
+		var typ string
+		if err := rows.Scan(&c.d.MessageID, &typ, &c.d.Attempts, &c.d.NextAt, &c.d.LastError, &c.seq); err != nil {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		c.d.Type, c.d.NextAt = settings.IncomingType(typ), c.d.NextAt.UTC()
+		got = append(got, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	sort.Slice(got, func(i, j int) bool {
+		if !got[i].d.NextAt.Equal(got[j].d.NextAt) {
+			return got[i].d.NextAt.Before(got[j].d.NextAt)
+		}
+		return got[i].seq < got[j].seq
+	})
+	out := make([]store.Delivery, len(got))
+	for i, c := range got {
+		out[i] = c.d
+	}
+	return out, nil
+}
+
+// UnclaimDelivery implements store.Webhooks.
+func (s *Store) UnclaimDelivery(ctx context.Context, d store.Delivery) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET next_at = $1 WHERE message = $2 AND type = $3 AND delivered_at IS NULL`,
+		d.NextAt, d.MessageID, string(d.Type)); err != nil {
+		return fmt.Errorf("give back delivery: %w", err)
+	}
+	return nil
 }
 
 // DueDeliveries implements store.Webhooks: oldest first, and in the order they were owed among those

@@ -164,6 +164,51 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 	return out, rows.Err()
 }
 
+// ClaimDeliveries implements store.Webhooks.
+func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= ?
+			ORDER BY next_at, rowid LIMIT ?`, now.UTC().Format(timeLayout), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var d store.Delivery
+			var next string
+			if err := rows.Scan(&d.MessageID, &d.Type, &d.Attempts, &next, &d.LastError); err != nil {
+				rows.Close()
+				return err
+			}
+			d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
+			out = append(out, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range out {
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_at = ? WHERE message = ? AND type = ?`, until.UTC().Format(timeLayout), d.MessageID, d.Type); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// UnclaimDelivery implements store.Webhooks.
+func (s *Store) UnclaimDelivery(ctx context.Context, d store.Delivery) error {
+	if _, err := s.exec(ctx, `UPDATE deliveries SET next_at = ? WHERE message = ? AND type = ? AND delivered_at IS NULL`,
+		d.NextAt.UTC().Format(timeLayout), d.MessageID, d.Type); err != nil {
+		return fmt.Errorf("give back delivery: %w", err)
+	}
+	return nil
+}
+
 // DeliveryDone implements store.Webhooks.
 func (s *Store) DeliveryDone(ctx context.Context, d store.Delivery, ok bool, next time.Time, errText string) error {
 	var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,5 +89,81 @@ func testWebhooks(t *testing.T, s store.Store) {
 		if strings.Contains(a.Old+a.New, Secrets[0]) {
 			t.Errorf("the webhook secret is in the audit log: %+v", a)
 		}
+	}
+}
+
+// testDeliveryClaims: claimed deliveries are not due again until the claim's end (another process
+// would not deliver them), are due again after it (a process that died holding them loses nothing),
+// and claims racing each other share the deliveries out without overlap.
+func testDeliveryClaims(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, s.PutWebhook(ctx, store.Webhook{Type: settings.TypeMonitorToMonitor, URL: "https://erp.example/hooks/m2m", Secret: settings.NewSecret(Secrets[0])}, "test"))
+	var ms []store.NewMessage
+	for i := range 40 {
+		ms = append(ms, NewMessage(i, uint32(i+1), ""))
+	}
+	got, err := s.CommitBatch(ctx, batch(1, 1, 40, ms...))
+	must(t, err)
+	now := time.Now().Add(time.Second)
+	until := now.Add(time.Minute)
+	first, err := s.ClaimDeliveries(ctx, now, until, 5)
+	must(t, err)
+	if len(first) != 5 || first[0].MessageID != got[0].ID || first[4].MessageID != got[4].ID || first[0].Attempts != 0 {
+		t.Fatalf("first claim %+v", first)
+	}
+	if due, _ := s.DueDeliveries(ctx, now, 100); len(due) != 35 {
+		t.Errorf("%d due after claiming 5 of 40, want 35", len(due))
+	}
+	// Racing claims: every remaining delivery exactly once.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	claimed := map[string]int{}
+	for range 5 {
+		wg.Go(func() {
+			for {
+				c, err := s.ClaimDeliveries(ctx, now, until, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(c) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range c {
+					claimed[d.MessageID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != 35 {
+		t.Errorf("the racing claims got %d deliveries, want 35", len(claimed))
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("delivery of %s claimed %d times", id, n)
+		}
+	}
+	// Given back (a shutdown cut the attempt short): due again as it was.
+	must(t, s.UnclaimDelivery(ctx, first[2]))
+	back, err := s.ClaimDeliveries(ctx, now, until, 100)
+	must(t, err)
+	if len(back) != 1 || back[0].MessageID != first[2].MessageID || back[0].Attempts != 0 || !back[0].NextAt.Equal(first[2].NextAt) {
+		t.Errorf("given back: %+v, want %+v", back, first[2])
+	}
+	// Done, failed, or abandoned by a process that died.
+	must(t, s.DeliveryDone(ctx, first[0], true, time.Time{}, ""))
+	must(t, s.DeliveryDone(ctx, first[1], false, now.Add(30*time.Second), "HTTP 503"))
+	again, err := s.ClaimDeliveries(ctx, now.Add(31*time.Second), until, 100)
+	must(t, err)
+	if len(again) != 1 || again[0].MessageID != first[1].MessageID || again[0].Attempts != 1 {
+		t.Errorf("the failed one, due again: %+v", again)
+	}
+	after, err := s.ClaimDeliveries(ctx, until.Add(time.Second), until.Add(time.Hour), 100)
+	must(t, err)
+	if len(after) != 39 {
+		t.Errorf("%d due again after the claims ended, want 39 (all but the one delivered)", len(after))
 	}
 }

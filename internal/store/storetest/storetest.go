@@ -45,7 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"Claims", testClaims},
 		{"MailConcurrent", testMailConcurrent},
 		{"Tokens", testTokens},
-		{"Webhooks", testWebhooks},
+		{"Webhooks", testWebhooks}, {"DeliveryClaims", testDeliveryClaims},
 		{"Outbox", testOutbox}, {"OutboxClaimRace", testOutboxClaimRace},
 		{"Operators", testOperators},
 	}
