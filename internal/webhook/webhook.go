@@ -210,23 +210,33 @@ func (d *Dispatcher) fill(ctx context.Context, inflight map[key]bool, free int, 
 		return
 	}
 	var hooks map[settings.IncomingType]store.Webhook
+	if len(due) > 0 {
+		list, err := d.cfg.Store.Webhooks(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.cfg.Logger.Error("webhook: read webhooks", "err", err)
+			}
+			for _, dl := range due {
+				if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil && ctx.Err() == nil {
+					d.cfg.Logger.Error("webhook: give back delivery", "err", err)
+				}
+			}
+			return
+		}
+		hooks = map[settings.IncomingType]store.Webhook{}
+		for _, w := range list {
+			hooks[w.Type] = w
+		}
+	}
 	for _, dl := range due {
 		k := key{dl.MessageID, dl.Type}
 		if inflight[k] || free == 0 {
+			// Due again already (an attempt that just failed, whose goroutine has not reported
+			// back yet): not started twice, and given back rather than held until the claim ends.
+			if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Error("webhook: give back delivery", "err", err)
+			}
 			continue
-		}
-		if hooks == nil {
-			list, err := d.cfg.Store.Webhooks(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					d.cfg.Logger.Error("webhook: read webhooks", "err", err)
-				}
-				return
-			}
-			hooks = map[settings.IncomingType]store.Webhook{}
-			for _, w := range list {
-				hooks[w.Type] = w
-			}
 		}
 		inflight[k] = true
 		free--

@@ -500,3 +500,35 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestTwoProcessesDeliverOnce: two Dispatchers, each with its own handle on one database (as two inkorg
+// processes would have), deliver each message once between them.
+func TestTwoProcessesDeliverOnce(t *testing.T) {
+	dir := t.TempDir()
+	open := func() store.Store {
+		s, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(dir, "inkorg.db"), Key: func(string) (*secrets.Sealer, error) {
+			s, _, err := secrets.LoadOrCreateKeyFile(filepath.Join(dir, "inkorg.key"), true)
+			return s, err
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	rcv := newReceiver(t, func(n int, w http.ResponseWriter) {
+		time.Sleep(2 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ids := setup(t, a, rcv.srv.URL, 60)
+	start(t, Config{Store: a, Concurrency: 4})
+	start(t, Config{Store: b, Concurrency: 4})
+	eventually(t, 20*time.Second, "every message delivered", func() bool { return rcv.total() >= len(ids) })
+	time.Sleep(100 * time.Millisecond)
+	for _, id := range ids {
+		if n := len(rcv.got(id)); n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}
