@@ -217,9 +217,7 @@ func (d *Dispatcher) fill(ctx context.Context, inflight map[key]bool, free int, 
 				d.cfg.Logger.Error("webhook: read webhooks", "err", err)
 			}
 			for _, dl := range due {
-				if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil && ctx.Err() == nil {
-					d.cfg.Logger.Error("webhook: give back delivery", "err", err)
-				}
+				d.giveBack(ctx, dl)
 			}
 			return
 		}
@@ -233,9 +231,7 @@ func (d *Dispatcher) fill(ctx context.Context, inflight map[key]bool, free int, 
 		if inflight[k] || free == 0 {
 			// Due again already (an attempt that just failed, whose goroutine has not reported
 			// back yet): not started twice, and given back rather than held until the claim ends.
-			if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil && ctx.Err() == nil {
-				d.cfg.Logger.Error("webhook: give back delivery", "err", err)
-			}
+			d.giveBack(ctx, dl)
 			continue
 		}
 		inflight[k] = true
@@ -246,6 +242,14 @@ func (d *Dispatcher) fill(ctx context.Context, inflight map[key]bool, free int, 
 			d.attempt(ctx, dl, hooks[dl.Type])
 			done <- k
 		}()
+	}
+}
+
+// giveBack returns a claimed delivery uncounted (see store.Webhooks.UnclaimDelivery), also while
+// shutting down.
+func (d *Dispatcher) giveBack(ctx context.Context, dl store.Delivery) {
+	if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil {
+		d.cfg.Logger.Error("webhook: give back delivery", "message", dl.MessageID, "type", string(dl.Type), "err", err)
 	}
 }
 
@@ -274,8 +278,8 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hook store.
 	if err != nil {
 		if ctx.Err() == nil {
 			d.fail(ctx, log, dl, 0, "read the message: "+err.Error())
-		} else if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil {
-			log.Error("webhook: give back delivery", "err", err)
+		} else {
+			d.giveBack(ctx, dl)
 		}
 		return
 	}
@@ -288,9 +292,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hook store.
 	if ctx.Err() != nil {
 		// Shutting down mid-request: the attempt does not count, and the delivery is given back
 		// (due again for the next start, or for another process, not only when the claim ends).
-		if err := d.cfg.Store.UnclaimDelivery(context.WithoutCancel(ctx), dl); err != nil {
-			log.Error("webhook: give back delivery", "err", err)
-		}
+		d.giveBack(ctx, dl)
 		return
 	}
 	if errText == "" {

@@ -143,13 +143,24 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 	return out, rows.Err()
 }
 
+// dueQuery selects the due deliveries, oldest first, then in the order they were owed.
+const dueQuery = `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= ?
+	ORDER BY next_at, rowid LIMIT ?`
+
 // DueDeliveries implements store.Webhooks.
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= ?
-		ORDER BY next_at, rowid LIMIT ?`, now.UTC().Format(timeLayout), limit)
+	rows, err := s.db.QueryContext(ctx, dueQuery, now.UTC().Format(timeLayout), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	return out, nil
+}
+
+func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
 	defer rows.Close()
 	var out []store.Delivery
 	for rows.Next() {
@@ -168,23 +179,11 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= ?
-			ORDER BY next_at, rowid LIMIT ?`, now.UTC().Format(timeLayout), limit)
+		rows, err := tx.QueryContext(ctx, dueQuery, now.UTC().Format(timeLayout), limit)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var d store.Delivery
-			var next string
-			if err := rows.Scan(&d.MessageID, &d.Type, &d.Attempts, &next, &d.LastError); err != nil {
-				rows.Close()
-				return err
-			}
-			d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
-			out = append(out, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if out, err = scanDeliveries(rows); err != nil {
 			return err
 		}
 		for _, d := range out {
