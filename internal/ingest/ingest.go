@@ -47,8 +47,9 @@ type Config struct {
 	// Timeout bounds each network step (default 60 s).
 	Timeout time.Duration
 	// Holder names this process in the accounts' claims (default host:pid:random), and ClaimTTL is
-	// how long a claim lasts unless renewed (default 60 s): another process sharing the database
-	// takes an account over that long after this one stops renewing (at once after a clean stop).
+	// how long a claim lasts unless renewed (default 60 s). A process standing by looks every third
+	// of it: it takes an account over within ClaimTTL/3 of a clean stop (which releases the claim),
+	// and within about 4/3 ClaimTTL of the holder's death.
 	Holder   string
 	ClaimTTL time.Duration
 }
