@@ -389,3 +389,20 @@ func IdentityFor(sys settings.System, x settings.Exchange, username string, pass
 	return Identity{TenantID: x.TenantID.Value, ClientID: x.ClientID.Value, Flow: x.AuthFlow.Value, Secret: x.ClientSecret.Value,
 		Certificate: []byte(sys.ClientCertificate), Key: sys.ClientKey, Username: username, Password: password}
 }
+
+// CheckedToken is Token followed by CheckClaims: a token for p, refused before any connection when it
+// lacks the audience or permission p needs. The facts returned are f with the app's service
+// principal (from the token) filled in for app-only identities, for the errors that follow.
+func (p *Provider) CheckedToken(ctx context.Context, id Identity, pu Purpose, f diag.Facts) (Token, diag.Facts, error) {
+	t, err := p.Token(ctx, id, pu)
+	if err != nil {
+		return Token{}, f, err
+	}
+	if id.AppOnly() && t.Claims.ObjectID != "" {
+		f.ServicePrincipalID = t.Claims.ObjectID
+	}
+	if e := CheckClaims(t, pu, id.AppOnly(), f); e != nil {
+		return Token{}, f, e
+	}
+	return t, f, nil
+}

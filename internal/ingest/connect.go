@@ -65,15 +65,8 @@ func imapDialer(cfg *Config) DialFunc {
 				return Connected{}, &diag.Error{Stage: diag.StageToken, Kind: diag.KindConfig, Summary: "no token provider"}
 			}
 			var err error
-			if tok, err = cfg.Tokens.Token(ctx, id, entra.PurposeIMAP); err != nil {
+			if tok, facts, err = cfg.Tokens.CheckedToken(ctx, id, entra.PurposeIMAP, cfg.Tokens.Facts(id, t.Account.Address)); err != nil {
 				return Connected{}, err
-			}
-			facts = cfg.Tokens.Facts(id, t.Account.Address)
-			if id.AppOnly() {
-				facts.ServicePrincipalID = tok.Claims.ObjectID
-			}
-			if e := entra.CheckClaims(tok, entra.PurposeIMAP, id.AppOnly(), facts); e != nil {
-				return Connected{}, e
 			}
 		} else {
 			addr = e.Server.IMAPAddr()

@@ -175,10 +175,7 @@ func (w *worker) serve(ctx context.Context) {
 		}
 		w.log.Warn("mailbox session ended; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
 		w.report(ctx, "backoff", fmt.Sprintf("retrying in %s", wait.Round(time.Second)), err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		sleep(ctx, wait)
 	}
 	w.report(ctx, "stopped", "", nil)
 }
@@ -241,29 +238,32 @@ func (w *worker) finishMoves(ctx context.Context, s Session, folder string, vali
 	if err != nil || len(pm) == 0 {
 		return false, err
 	}
-	groups := map[[2]string][]uint32{}
-	var stale []store.PendingMove
+	byDest, n := map[string][]uint32{}, 0
+	type place struct {
+		folder   string
+		validity uint32
+	}
+	stale := map[place][]uint32{}
 	for _, p := range pm {
 		if p.Folder != folder || p.UIDValidity != validity {
-			stale = append(stale, p) // numbered under an old UIDVALIDITY: re-fetched, deduplicated and moved anew
+			// Numbered under an old UIDVALIDITY: re-fetched, deduplicated and moved anew.
+			k := place{p.Folder, p.UIDValidity}
+			stale[k] = append(stale[k], p.UID)
 			continue
 		}
-		k := [2]string{p.Dest, ""}
-		groups[k] = append(groups[k], p.UID)
+		byDest[p.Dest] = append(byDest[p.Dest], p.UID)
+		n++
 	}
-	for _, p := range stale {
-		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, p.Folder, p.UIDValidity, []uint32{p.UID}); err != nil {
+	for k, uids := range stale {
+		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, k.folder, k.validity, uids); err != nil {
 			return false, err
 		}
 	}
-	for k, uids := range groups {
-		if err := s.Move(uids, k[0]); err != nil {
-			return false, err
-		}
-		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, folder, validity, uids); err != nil {
-			return true, err
-		}
-		w.log.Info("moved messages stored by an earlier session", "count", len(uids), "to", k[0])
+	if err := w.moveUIDs(ctx, s, folder, validity, byDest); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		w.log.Info("moved messages stored by an earlier session", "count", n)
 	}
 	return true, nil
 }

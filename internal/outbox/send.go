@@ -152,15 +152,9 @@ func (o *Outbox) token(ctx context.Context, id entra.Identity, p entra.Purpose, 
 	if o.cfg.Tokens == nil {
 		return "", facts, &diag.Error{Stage: diag.StageToken, Kind: diag.KindConfig, Code: "tokens", Summary: "no token provider configured"}
 	}
-	t, err := o.cfg.Tokens.Token(ctx, id, p)
+	t, facts, err := o.cfg.Tokens.CheckedToken(ctx, id, p, facts)
 	if err != nil {
 		return "", facts, err
-	}
-	if id.AppOnly() && t.Claims.ObjectID != "" {
-		facts.ServicePrincipalID = t.Claims.ObjectID
-	}
-	if e := entra.CheckClaims(t, p, id.AppOnly(), facts); e != nil {
-		return "", facts, e
 	}
 	return t.Value(), facts, nil
 }
