@@ -12,6 +12,7 @@ import (
 
 	"inkorg/internal/emulator/entra"
 	"inkorg/internal/emulator/exo"
+	"inkorg/internal/emulator/graph"
 )
 
 // maxAdminMessage bounds a message delivered through the admin API (Exchange's own limit is 150 MB).
@@ -44,6 +45,12 @@ type TokenFaultsJSON struct {
 type ExpireSecretJSON struct {
 	ClientID string `json:"clientId"`
 	SecretID string `json:"secretId,omitempty"`
+}
+
+// GraphFaultsJSON are the Graph front end's faults.
+type GraphFaultsJSON struct {
+	ThrottleMs        int  `json:"throttleMs"`                  // answer 429 ApplicationThrottled (Retry-After) for this long
+	ExpireDeltaTokens bool `json:"expireDeltaTokens,omitempty"` // forget every delta/skip token now (410 SyncStateNotFound next)
 }
 
 // faultsState is what GET /_emulator/faults answers.
@@ -99,7 +106,7 @@ func (e *Emulator) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /_emulator/faults", func(w http.ResponseWriter, r *http.Request) {
 		e.imap.SetFaults(exo.IMAPFaults{})
 		e.entra.ClearFaults()
-		e.graph.setFaults(GraphFaultsJSON{})
+		e.graph.SetFaults(graph.Faults{})
 		e.log.Info("faults cleared")
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -208,7 +215,7 @@ func (e *Emulator) currentFaults() faultsState {
 		IMAP: IMAPFaultsJSON{DropAfterFetch: imf.DropAfterFetch, StallMs: int(imf.Stall / time.Millisecond),
 			ThrottleMs: int(imf.Throttle / time.Millisecond), RefuseLogins: imf.RefuseLogins},
 		Token: TokenFaultsJSON{Status5xx: tf.Status, StallMs: int(tf.Stall / time.Millisecond)},
-		Graph: GraphFaultsJSON{ThrottleMs: e.graph.throttleMs()},
+		Graph: GraphFaultsJSON{ThrottleMs: int(e.graph.ThrottleLeft() / time.Millisecond)},
 	}
 }
 
@@ -264,7 +271,10 @@ func (e *Emulator) adminSetFaults(w http.ResponseWriter, r *http.Request) {
 			Throttle: time.Duration(f.ThrottleMs) * time.Millisecond, RefuseLogins: f.RefuseLogins})
 	}
 	if f := req.Graph; f != nil {
-		e.graph.setFaults(*f)
+		e.graph.SetFaults(graph.Faults{Throttle: time.Duration(f.ThrottleMs) * time.Millisecond})
+		if f.ExpireDeltaTokens {
+			e.graph.ExpireSyncStates()
+		}
 	}
 	if f := req.Token; f != nil {
 		e.entra.SetFaults(entra.Faults{Status: f.Status5xx, Stall: time.Duration(f.StallMs) * time.Millisecond})

@@ -26,6 +26,7 @@ import (
 	"inkorg/internal/emulator/certs"
 	"inkorg/internal/emulator/entra"
 	"inkorg/internal/emulator/exo"
+	"inkorg/internal/emulator/graph"
 	"inkorg/internal/emulator/scenario"
 )
 
@@ -85,7 +86,7 @@ type Emulator struct {
 	auth  *authorizer
 	imap  *exo.IMAPServer
 	smtp  *exo.SMTPServer
-	graph graphFrontEnd
+	graph *graph.Handler // the Graph mail subset, served under /v1.0
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -155,8 +156,8 @@ func New(cfg Config) (*Emulator, error) {
 		}
 	}
 	e.auth = &authorizer{verifier: e.entra.Verifier(), sc: sc}
-	if e.graph, err = newGraphMount(e); err != nil {
-		return nil, err
+	if e.graph, err = graph.New(graph.Config{Store: e.store, Authorizer: e.auth, Clock: cfg.Clock, Logger: cfg.Logger.With("component", "graph")}); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
 	}
 	if e.imap, err = exo.NewIMAPServer(exo.IMAPConfig{Store: e.store, Authorizer: e.auth, TLSConfig: e.ca.IMAPConfig(),
 		Logger: cfg.Logger, Host: cfg.Host}); err != nil {

@@ -219,11 +219,17 @@ func TestGraph(t *testing.T) {
 	}
 	// Throttling: 429 with Retry-After.
 	h.admin(t, "POST", "/faults", []byte(`{"graph":{"throttleMs":3000}}`))
+	if got := h.faults(t); got.Graph.ThrottleMs != 3000 {
+		t.Errorf("GET /faults after setting a 3 s Graph throttle (the test clock stands still): %+v", got)
+	}
 	r = h.graph(t, "GET", "/users/"+box+"/mailFolders", tok, "", nil)
 	if r.status != 429 || r.errCode() != "ApplicationThrottled" || (r.header.Get("Retry-After") != "3" && r.header.Get("Retry-After") != "2") {
 		t.Errorf("throttled: %d %v %s", r.status, r.header.Get("Retry-After"), r.raw)
 	}
 	h.admin(t, "DELETE", "/faults", nil)
+	if got := h.faults(t); got.Graph.ThrottleMs != 0 {
+		t.Errorf("GET /faults after clearing: %+v", got)
+	}
 	if r := h.graph(t, "GET", "/users/"+box+"/mailFolders", tok, "", nil); r.status != 200 {
 		t.Errorf("after clearing: %d %s", r.status, r.raw)
 	}
@@ -233,4 +239,15 @@ func TestGraph(t *testing.T) {
 		t.Errorf("expired: %d %s", r.status, r.raw)
 	}
 	h.clock.Add(-2 * time.Hour)
+}
+
+// faults is GET /_emulator/faults.
+func (h *harness) faults(t *testing.T) faultsState {
+	t.Helper()
+	status, b := h.admin(t, "GET", "/faults", nil)
+	var f faultsState
+	if err := json.Unmarshal(b, &f); status != 200 || err != nil {
+		t.Fatalf("GET /faults: %d %s (%v)", status, b, err)
+	}
+	return f
 }

@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"inkorg/internal/diag"
 )
@@ -29,7 +28,6 @@ type Config struct {
 	BaseURL string       // e.g. https://graph.microsoft.com/v1.0
 	HTTP    *http.Client // nil: http.DefaultClient
 	Logger  *slog.Logger
-	Clock   func() time.Time
 }
 
 // Client talks to Graph.
@@ -42,9 +40,6 @@ type Client struct {
 func New(cfg Config) *Client {
 	if cfg.HTTP == nil {
 		cfg.HTTP = http.DefaultClient
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -111,10 +106,7 @@ func FromResponse(status int, h http.Header, body []byte, f diag.Facts) *diag.Er
 	if e.TraceID == "" {
 		e.TraceID = h.Get("request-id")
 	}
-	from := f.From
-	if from == "" {
-		from = "the From address"
-	}
+	from := or(f.From, "the From address")
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Kind, e.Summary, e.Remedy = diag.KindThrottled, "Microsoft Graph is throttling this app and mailbox", "inkorg waits as Graph asks (Retry-After) and tries again"

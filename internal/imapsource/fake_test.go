@@ -327,11 +327,12 @@ func (f *fakeSession) handle(tag, cmd string, args []string) bool {
 		f.printf("* SEARCH %s", strings.Join(out, " "))
 	case "UID FETCH":
 		in := uidSet(args[0], f.maxUID())
+		meta := len(args) > 1 && strings.Contains(strings.ToUpper(args[1]), "RFC822.SIZE")
 		for i, m := range s.folders[f.sel][:f.known] {
 			if !in(m.uid) {
 				continue
 			}
-			if !f.writeFetch(i+1, m) {
+			if !f.writeFetch(i+1, m, meta) {
 				return false
 			}
 		}
@@ -402,32 +403,28 @@ func (f *fakeSession) handle(tag, cmd string, args []string) bool {
 	return true
 }
 
-// writeFetch writes one FETCH response in the server's configured order.
-func (f *fakeSession) writeFetch(seq int, m *fakeMsg) bool {
+// writeFetch writes one FETCH response in the server's configured order, with RFC822.SIZE and
+// INTERNALDATE when withMeta (the command asked for them).
+func (f *fakeSession) writeFetch(seq int, m *fakeMsg, withMeta bool) bool {
 	uid := fmt.Sprintf("UID %d", m.uid)
-	meta := fmt.Sprintf("RFC822.SIZE %d INTERNALDATE \"02-Mar-2026 10:00:00 +0000\"", len(m.body))
-	fmt.Fprintf(f.w, "* %d FETCH (", seq)
+	var meta string
+	if withMeta {
+		meta = fmt.Sprintf("RFC822.SIZE %d INTERNALDATE \"02-Mar-2026 10:00:00 +0000\"", len(m.body))
+	}
+	before, after := strings.TrimSpace(uid+" "+meta), "" // uid-first
 	switch f.s.order {
 	case "uid-last":
-		fmt.Fprintf(f.w, "%s BODY[] {%d}\r\n", meta, len(m.body))
+		before, after = meta, uid
 	case "meta-last":
-		fmt.Fprintf(f.w, "%s BODY[] {%d}\r\n", uid, len(m.body))
-	default:
-		fmt.Fprintf(f.w, "%s %s BODY[] {%d}\r\n", uid, meta, len(m.body))
+		before, after = uid, meta
 	}
+	fmt.Fprintf(f.w, "* %d FETCH (%s {%d}\r\n", seq, strings.TrimSpace(before+" BODY[]"), len(m.body))
 	if m.uid == f.s.cutUID {
 		f.w.Write(m.body[:len(m.body)/2])
 		f.w.Flush()
 		return false
 	}
 	f.w.Write(m.body)
-	switch f.s.order {
-	case "uid-last":
-		fmt.Fprintf(f.w, " %s)\r\n", uid)
-	case "meta-last":
-		fmt.Fprintf(f.w, " %s)\r\n", meta)
-	default:
-		fmt.Fprintf(f.w, ")\r\n")
-	}
+	fmt.Fprintf(f.w, "%s)\r\n", strings.TrimRight(" "+after, " "))
 	return true
 }

@@ -19,65 +19,72 @@ import (
 
 // TestFetchBodyBeforeUID: servers that put the UID (or the size and date) after the body. go-imap
 // hands such messages to the unilateral handler; Fetch spools them (a 5 MB one to a file) and
-// delivers each once.
+// delivers each once. Without SizeAndDate (what ingestion uses) the fake sends neither, so only a
+// UID after the body makes Fetch spool.
 func TestFetchBodyBeforeUID(t *testing.T) {
-	for _, order := range []string{"uid-last", "meta-last", "uid-first"} {
-		t.Run(order, func(t *testing.T) {
-			s := startFake(t, "IMAP4rev1 UIDPLUS MOVE", order, "/")
-			want := map[uint32][]byte{}
-			var big uint32
-			for i := range 40 {
-				size := 3000
-				if i == 17 {
-					size = 5 << 20
-				}
-				uid := s.deliver("INBOX", message(i, size))
-				want[uid] = message(i, size)
-				if i == 17 {
-					big = uid
-				}
-			}
-			var spoolDir string
-			c := s.connect(t, func(cfg *Config) { cfg.FetchBatch = 16; spoolDir = cfg.SpoolDir })
-			uids, err := c.SearchNewer(0)
-			if err != nil || len(uids) != 40 {
-				t.Fatalf("SearchNewer = %d UIDs, %v", len(uids), err)
-			}
-			var got []uint32
-			var filesDuringBig int
-			err = c.Fetch(uids, func(m Fetched) error {
-				if m.UID == big {
-					ents, _ := os.ReadDir(spoolDir)
-					filesDuringBig = len(ents)
-				}
-				b, err := io.ReadAll(m.Body)
-				if err != nil {
-					return err
-				}
-				if !bytes.Equal(b, want[m.UID]) || m.Size != int64(len(b)) || m.InternalDate.IsZero() {
-					return fmt.Errorf("UID %d: %d bytes, size %d, date %v", m.UID, len(b), m.Size, m.InternalDate)
-				}
-				got = append(got, m.UID)
-				return nil
+	for _, sizeAndDate := range []bool{true, false} {
+		for _, order := range []string{"uid-last", "meta-last", "uid-first"} {
+			t.Run(fmt.Sprintf("%s/sizeAndDate=%v", order, sizeAndDate), func(t *testing.T) {
+				fetchBodyBeforeUID(t, order, sizeAndDate)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, uids) {
-				t.Fatalf("delivered %v, want %v", got, uids)
-			}
-			wantFiles := 0
-			if order != "uid-first" {
-				wantFiles = 1 // the 5 MB body went to the spool directory
-			}
-			if filesDuringBig != wantFiles {
-				t.Fatalf("%d spool files while fn read the 5 MB message, want %d", filesDuringBig, wantFiles)
-			}
-			if ents, _ := os.ReadDir(spoolDir); len(ents) != 0 {
-				t.Fatalf("%d spool files left", len(ents))
-			}
-		})
+		}
+	}
+}
+
+func fetchBodyBeforeUID(t *testing.T, order string, sizeAndDate bool) {
+	s := startFake(t, "IMAP4rev1 UIDPLUS MOVE", order, "/")
+	want := map[uint32][]byte{}
+	var big uint32
+	for i := range 40 {
+		size := 3000
+		if i == 17 {
+			size = 5 << 20
+		}
+		uid := s.deliver("INBOX", message(i, size))
+		want[uid] = message(i, size)
+		if i == 17 {
+			big = uid
+		}
+	}
+	var spoolDir string
+	c := s.connect(t, func(cfg *Config) { cfg.FetchBatch = 16; cfg.SizeAndDate = sizeAndDate; spoolDir = cfg.SpoolDir })
+	uids, err := c.SearchNewer(0)
+	if err != nil || len(uids) != 40 {
+		t.Fatalf("SearchNewer = %d UIDs, %v", len(uids), err)
+	}
+	var got []uint32
+	var filesDuringBig int
+	err = c.Fetch(uids, func(m Fetched) error {
+		if m.UID == big {
+			ents, _ := os.ReadDir(spoolDir)
+			filesDuringBig = len(ents)
+		}
+		b, err := io.ReadAll(m.Body)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, want[m.UID]) || m.Size != int64(len(b)) || m.InternalDate.IsZero() == sizeAndDate {
+			return fmt.Errorf("UID %d: %d bytes, size %d, date %v", m.UID, len(b), m.Size, m.InternalDate)
+		}
+		got = append(got, m.UID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, uids) {
+		t.Fatalf("delivered %v, want %v", got, uids)
+	}
+	wantFiles := 0
+	if order == "uid-last" || order == "meta-last" && sizeAndDate {
+		wantFiles = 1 // the 5 MB body went to the spool directory
+	}
+	if filesDuringBig != wantFiles {
+		t.Fatalf("%d spool files while fn read the 5 MB message, want %d", filesDuringBig, wantFiles)
+	}
+	if ents, _ := os.ReadDir(spoolDir); len(ents) != 0 {
+		t.Fatalf("%d spool files left", len(ents))
 	}
 }
 

@@ -188,7 +188,7 @@ func (o *Outbox) send(ctx context.Context, sys settings.System, eu settings.Effe
 		if len(m.Bcc) > 0 {
 			full = append([]byte("Bcc: "+strings.Join(m.Bcc, ", ")+"\r\n"), raw...)
 		}
-		gc := graph.New(graph.Config{BaseURL: o.cfg.Cloud.Graph, HTTP: o.cfg.Cloud.HTTPClient(), Logger: o.log, Clock: o.cfg.Clock})
+		gc := graph.New(graph.Config{BaseURL: o.cfg.Cloud.Graph, HTTP: o.cfg.Cloud.HTTPClient(), Logger: o.log})
 		sctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 		defer cancel()
 		if err := gc.SendMail(sctx, tok, mailbox, full, facts); err != nil {

@@ -3,7 +3,6 @@ package entra
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -40,8 +39,7 @@ func newSigningKey(now time.Time) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("entra: signing certificate: %w", err)
 	}
-	sum := sha1.Sum(der)
-	return &signingKey{key: key, cert: der, kid: base64.RawURLEncoding.EncodeToString(sum[:])}, nil
+	return &signingKey{key: key, cert: der, kid: certThumb1(der)}, nil
 }
 
 func (k *signingKey) sign(claims jwt.MapClaims) (string, error) {

@@ -461,11 +461,11 @@ func (s *Server) checkAssertion(req *tokenRequest, assertion string) *Error {
 	req.rec.Credential = "certificate " + thumb
 	if err != nil {
 		switch {
-		case errorsIs(err, errKeyNotFound):
+		case errors.Is(err, errKeyNotFound):
 			return errAssertionKey(thumb, app.ClientID)
-		case errorsIs(err, jwt.ErrTokenSignatureInvalid):
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 			return errAssertionSignature(app.ClientID)
-		case errorsIs(err, jwt.ErrTokenExpired), errorsIs(err, jwt.ErrTokenNotValidYet):
+		case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet):
 			var nbf, exp time.Time
 			if t, _ := mc.GetNotBefore(); t != nil {
 				nbf = t.Time
@@ -990,8 +990,6 @@ func (s *Server) handleUserRealm(w http.ResponseWriter, r *http.Request) {
 
 // errKeyNotFound is the keyfunc's answer when no registered certificate matches the assertion.
 var errKeyNotFound = errors.New("entra: assertion key not registered")
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
 // certThumb256 is the x5t#S256 header value of a certificate: base64url SHA-256 of its DER.
 func certThumb256(der []byte) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,6 +250,12 @@ func TestIMAPMailFlow(t *testing.T) {
 	}
 	if got := fetchAll(t, c, imap.UIDSetNum(2)); len(got) != 0 {
 		t.Fatal("client still sees uid 2")
+	}
+
+	// A STORE that is not silent answers with the UID and the new flags.
+	sm, err := c.Store(imap.UIDSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
+	if err != nil || len(sm) != 1 || sm[0].UID != 3 || !slices.Contains(sm[0].Flags, imap.FlagFlagged) {
+		t.Fatalf("STORE +FLAGS (\\Flagged) = %+v, %v", sm, err)
 	}
 
 	// EXPUNGE of a \Deleted message.

@@ -554,11 +554,9 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 	if flags.Silent {
 		return nil
 	}
+	flagsOnly := &imap.FetchOptions{Flags: true}
 	for _, it := range items {
-		rw := w.CreateMessage(it.seq)
-		rw.WriteUID(it.uid)
-		rw.WriteFlags(it.flags)
-		if err := rw.Close(); err != nil {
+		if err := writeFetch(w.CreateMessage(it.seq), &it, flagsOnly, false); err != nil {
 			return err
 		}
 	}

@@ -146,6 +146,14 @@ func (h *Handler) SetFaults(f Faults) {
 	h.unavailable = max(f.Unavailable, 0)
 }
 
+// ThrottleLeft is how much longer the Throttle fault set by SetFaults runs (0 when none does).
+func (h *Handler) ThrottleLeft() time.Duration {
+	now := h.clock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return max(h.throttleUntil.Sub(now), 0)
+}
+
 // ExpireSyncStates forgets every delta sync state: every outstanding $deltatoken and $skiptoken then
 // gets 410 SyncStateNotFound, as after Exchange drops a sync state.
 func (h *Handler) ExpireSyncStates() {
