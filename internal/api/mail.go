@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"inkorg/internal/compose"
@@ -114,7 +115,7 @@ func (h *handler) postMail(w http.ResponseWriter, r *http.Request) {
 	for i, a := range req.Attachments {
 		data, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(a.ContentBase64), ""))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "attachments["+itoa(i)+"].contentBase64 is not base64")
+			writeError(w, http.StatusBadRequest, "bad_request", "attachments["+strconv.Itoa(i)+"].contentBase64 is not base64")
 			return
 		}
 		or.Attachments = append(or.Attachments, compose.Attachment{Name: a.Name, ContentType: a.ContentType, Data: data})
@@ -187,9 +188,4 @@ func (h *handler) resolveMail(w http.ResponseWriter, r *http.Request) {
 		m, _ := h.cfg.Store.Outgoing(r.Context(), id)
 		writeJSON(w, http.StatusOK, mailView{Outgoing: m})
 	}
-}
-
-func itoa(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }

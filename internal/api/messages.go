@@ -229,11 +229,20 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// message reads the message named by the path's {id}, or answers the error and returns false.
-func (h *handler) message(w http.ResponseWriter, r *http.Request) (store.Message, bool) {
+// messageID is the path's {id} when it is a valid message id; else it answers 400 and returns false.
+func messageID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if !store.ValidMessageID(id) {
 		writeError(w, http.StatusBadRequest, "bad_id", fmt.Sprintf("%q is not a message id; ids look like m_ and 20 characters a-z, 2-7", clip(id)))
+		return "", false
+	}
+	return id, true
+}
+
+// message reads the message named by the path's {id}, or answers the error and returns false.
+func (h *handler) message(w http.ResponseWriter, r *http.Request) (store.Message, bool) {
+	id, ok := messageID(w, r)
+	if !ok {
 		return store.Message{}, false
 	}
 	m, err := h.cfg.Store.Message(r.Context(), id)
@@ -338,9 +347,8 @@ type AckResponse struct {
 }
 
 func (h *handler) ack(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !store.ValidMessageID(id) {
-		writeError(w, http.StatusBadRequest, "bad_id", fmt.Sprintf("%q is not a message id; ids look like m_ and 20 characters a-z, 2-7", clip(id)))
+	id, ok := messageID(w, r)
+	if !ok {
 		return
 	}
 	at, err := h.cfg.Store.Ack(r.Context(), id)
@@ -385,7 +393,6 @@ func badParam(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "bad_parameter", err.Error())
 }
 
-// internal answers 500 and logs the cause (which holds no secret: store errors name records, not values).
 // raw reads a message's bytes, or writes the error: a message whose stored bytes are missing or
 // damaged is told apart from a passing failure, so the ERP does not retry it forever.
 func (h *handler) raw(w http.ResponseWriter, r *http.Request, id string) ([]byte, bool) {
@@ -402,6 +409,7 @@ func (h *handler) raw(w http.ResponseWriter, r *http.Request, id string) ([]byte
 	return raw, true
 }
 
+// internal answers 500 and logs the cause (which holds no secret: store errors name records, not values).
 func (h *handler) internal(w http.ResponseWriter, what string, err error) {
 	h.cfg.Logger.Error("api: "+what, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal", what+" failed; the details are in inkorg's log")

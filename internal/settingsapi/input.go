@@ -130,144 +130,139 @@ func secretChange(v Value, old settings.Secret) (settings.Secret, bool) {
 	return settings.NewSecret(v.Text), v.Text != old.Reveal()
 }
 
+// applier applies an Input to one settings record's fields. It collects the names of the fields whose
+// values changed, in the order applied (the order settings.Check* reports their problems in), and
+// stops at the first malformed value: after an error it applies nothing more.
+type applier struct {
+	in      Input
+	changed []string
+	err     error
+}
+
+// get returns field f's value, if the Input has one and nothing failed before.
+func (a *applier) get(f string) (Value, bool) {
+	if a.err != nil {
+		return Value{}, false
+	}
+	v, ok := a.in[f]
+	return v, ok
+}
+
+func (a *applier) mark(f string, changed bool) {
+	if changed {
+		a.changed = append(a.changed, f)
+	}
+}
+
+// text sets a text field to the value, trimmed (null clears it).
+func text[T ~string](a *applier, f string, p *T) {
+	if v, ok := a.get(f); ok {
+		t := T(strings.TrimSpace(v.Text))
+		a.mark(f, t != *p)
+		*p = t
+	}
+}
+
+// parsed sets a field to the value as parse reads it.
+func parsed[T comparable](a *applier, f string, p *T, parse func(field, s string) (T, error)) {
+	if v, ok := a.get(f); ok {
+		x, err := parse(f, v.Text)
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.mark(f, x != *p)
+		*p = x
+	}
+}
+
+// secret sets a secret field (secretChange).
+func (a *applier) secret(f string, p *settings.Secret) {
+	if v, ok := a.get(f); ok {
+		var c bool
+		*p, c = secretChange(v, *p)
+		a.mark(f, c)
+	}
+}
+
+// override sets an optional text field: null, or a blank text when blankInherits, makes it nil
+// (inherit); trim trims the text.
+func override[T ~string](a *applier, f string, p **T, blankInherits, trim bool) {
+	v, ok := a.get(f)
+	if !ok {
+		return
+	}
+	old := *p
+	if v.Null || (blankInherits && strings.TrimSpace(v.Text) == "") {
+		*p = nil
+	} else {
+		t := v.Text
+		if trim {
+			t = strings.TrimSpace(t)
+		}
+		*p = settings.Ptr(T(t))
+	}
+	a.mark(f, (old == nil) != (*p == nil) || (old != nil && *old != **p))
+}
+
 // SystemFields are the fields of the system settings an Input may hold.
-var systemFields = []string{"emailMethod", "serverAddress", "port", "useSsl", "username", "password", "clientId", "tenantId",
-	"authFlow", "clientSecret", "clientSecretExpires", "clientCertificate", "clientKey", "sendTransport"}
+func SystemFields() []string {
+	return []string{"emailMethod", "serverAddress", "port", "useSsl", "username", "password", "clientId", "tenantId",
+		"authFlow", "clientSecret", "clientSecretExpires", "clientCertificate", "clientKey", "sendTransport"}
+}
 
 // ApplySystem applies in to the system settings s and returns the result and the names of the fields
 // whose values changed (for settings.CheckSystem).
 func ApplySystem(s settings.System, in Input) (settings.System, []string, error) {
-	if err := in.check(systemFields...); err != nil {
+	if err := in.check(SystemFields()...); err != nil {
 		return s, nil, err
 	}
-	var changed []string
-	mark := func(f string, c bool) {
-		if c {
-			changed = append(changed, f)
-		}
-	}
-	str := func(f string, p *string) {
-		if v, ok := in[f]; ok {
-			t := strings.TrimSpace(v.Text)
-			mark(f, t != *p)
-			*p = t
-		}
-	}
-	sec := func(f string, p *settings.Secret) {
-		if v, ok := in[f]; ok {
-			var c bool
-			*p, c = secretChange(v, *p)
-			mark(f, c)
-		}
-	}
-	if v, ok := in["emailMethod"]; ok {
-		m := settings.EmailMethod(strings.TrimSpace(v.Text))
-		mark("emailMethod", m != s.EmailMethod)
-		s.EmailMethod = m
-	}
-	str("serverAddress", &s.ServerAddress)
-	if v, ok := in["port"]; ok {
-		n, err := parseInt("port", v.Text)
-		if err != nil {
-			return s, nil, err
-		}
-		mark("port", n != s.Port)
-		s.Port = n
-	}
-	if v, ok := in["useSsl"]; ok {
-		b, err := parseBool("useSsl", v.Text)
-		if err != nil {
-			return s, nil, err
-		}
-		mark("useSsl", b != s.UseSSL)
-		s.UseSSL = b
-	}
-	str("username", &s.Username)
-	sec("password", &s.Password)
-	str("clientId", &s.ClientID)
-	str("tenantId", &s.TenantID)
-	if v, ok := in["authFlow"]; ok {
-		f := settings.AuthFlow(strings.TrimSpace(v.Text))
-		mark("authFlow", f != s.AuthFlow)
-		s.AuthFlow = f
-	}
-	sec("clientSecret", &s.ClientSecret)
-	if v, ok := in["clientSecretExpires"]; ok {
-		d, err := parseDate("clientSecretExpires", v.Text)
-		if err != nil {
-			return s, nil, err
-		}
-		mark("clientSecretExpires", d != s.ClientSecretExpires)
-		s.ClientSecretExpires = d
-	}
-	if v, ok := in["clientCertificate"]; ok {
-		mark("clientCertificate", v.Text != s.ClientCertificate)
+	a := &applier{in: in}
+	text(a, "emailMethod", &s.EmailMethod)
+	text(a, "serverAddress", &s.ServerAddress)
+	parsed(a, "port", &s.Port, parseInt)
+	parsed(a, "useSsl", &s.UseSSL, parseBool)
+	text(a, "username", &s.Username)
+	a.secret("password", &s.Password)
+	text(a, "clientId", &s.ClientID)
+	text(a, "tenantId", &s.TenantID)
+	text(a, "authFlow", &s.AuthFlow)
+	a.secret("clientSecret", &s.ClientSecret)
+	parsed(a, "clientSecretExpires", &s.ClientSecretExpires, parseDate)
+	if v, ok := a.get("clientCertificate"); ok { // a PEM, kept as given
+		a.mark("clientCertificate", v.Text != s.ClientCertificate)
 		s.ClientCertificate = v.Text
 	}
-	sec("clientKey", &s.ClientKey)
-	if v, ok := in["sendTransport"]; ok {
-		t := settings.SendTransport(strings.TrimSpace(v.Text))
-		mark("sendTransport", t != s.SendTransport)
-		s.SendTransport = t
+	a.secret("clientKey", &s.ClientKey)
+	text(a, "sendTransport", &s.SendTransport)
+	if a.err != nil {
+		return s, nil, a.err
 	}
-	return s, changed, nil
+	return s, a.changed, nil
 }
 
-var userFields = []string{"emailMethod", "emailAddress", "exchangeUsername", "exchangePassword", "copyToSelf", "signature"}
+// UserFields are the fields of a user's e-mail settings an Input may hold.
+func UserFields() []string {
+	return []string{"emailMethod", "emailAddress", "exchangeUsername", "exchangePassword", "copyToSelf", "signature"}
+}
 
 // ApplyUser applies in to user u's overrides: null (or, for the choices, "") inherits the system
 // setting, a value overrides it.
 func ApplyUser(u settings.User, in Input) (settings.User, []string, error) {
-	if err := in.check(userFields...); err != nil {
+	if err := in.check(UserFields()...); err != nil {
 		return u, nil, err
 	}
-	var changed []string
-	opt := func(f string, p **string, inheritEmpty bool) {
-		v, ok := in[f]
-		if !ok {
-			return
-		}
-		old := *p
-		if v.Null || (inheritEmpty && strings.TrimSpace(v.Text) == "") {
-			*p = nil
-		} else {
-			t := v.Text
-			if f != "signature" {
-				t = strings.TrimSpace(t)
-			}
-			*p = &t
-		}
-		if (old == nil) != (*p == nil) || (old != nil && *old != **p) {
-			changed = append(changed, f)
-		}
-	}
-	method := (*string)(nil)
-	if u.EmailMethod != nil {
-		method = settings.Ptr(string(*u.EmailMethod))
-	}
-	opt("emailMethod", &method, true)
-	u.EmailMethod = nil
-	if method != nil {
-		u.EmailMethod = settings.Ptr(settings.EmailMethod(*method))
-	}
-	opt("emailAddress", &u.EmailAddress, false)
-	opt("exchangeUsername", &u.ExchangeUsername, false)
-	copySelf := (*string)(nil)
-	if u.CopyToSelf != nil {
-		copySelf = settings.Ptr(string(*u.CopyToSelf))
-	}
-	opt("copyToSelf", &copySelf, true)
-	u.CopyToSelf = nil
-	if copySelf != nil {
-		u.CopyToSelf = settings.Ptr(settings.CopyToSelf(*copySelf))
-	}
-	opt("signature", &u.Signature, false)
-	if v, ok := in["exchangePassword"]; ok {
+	a := &applier{in: in}
+	override(a, "emailMethod", &u.EmailMethod, true, true)
+	override(a, "emailAddress", &u.EmailAddress, false, true)
+	override(a, "exchangeUsername", &u.ExchangeUsername, false, true)
+	override(a, "copyToSelf", &u.CopyToSelf, true, true)
+	override(a, "signature", &u.Signature, false, false)
+	// The password is an override too: null inherits it, "" or "not set" overrides it with no password.
+	if v, ok := a.get("exchangePassword"); ok {
 		switch {
 		case v.Null:
-			if u.ExchangePassword != nil {
-				changed = append(changed, "exchangePassword")
-			}
+			a.mark("exchangePassword", u.ExchangePassword != nil)
 			u.ExchangePassword = nil
 		case v.Text == "set":
 		default:
@@ -276,61 +271,31 @@ func ApplyUser(u settings.User, in Input) (settings.User, []string, error) {
 				old = *u.ExchangePassword
 			}
 			s, c := secretChange(v, old)
-			if c || u.ExchangePassword == nil {
-				changed = append(changed, "exchangePassword")
-			}
+			a.mark("exchangePassword", c || u.ExchangePassword == nil)
 			u.ExchangePassword = &s
 		}
 	}
-	return u, changed, nil
+	return u, a.changed, nil
 }
 
-var accountFields = []string{"address", "type", "exchangeUsername", "exchangePassword", "availableTo", "clientId", "tenantId",
-	"authFlow", "clientSecret", "clientSecretExpires", "folder", "processedFolder", "failedFolder", "leaveInPlace", "pollSeconds"}
+// AccountFields are the fields of an incoming account an Input may hold.
+func AccountFields() []string {
+	return []string{"address", "type", "exchangeUsername", "exchangePassword", "availableTo", "clientId", "tenantId",
+		"authFlow", "clientSecret", "clientSecretExpires", "folder", "processedFolder", "failedFolder", "leaveInPlace", "pollSeconds"}
+}
 
-// ApplyAccount applies in to incoming account a. The Exchange Online values (clientId, tenantId,
+// ApplyAccount applies in to incoming account acc. The Exchange Online values (clientId, tenantId,
 // authFlow, clientSecret, clientSecretExpires) inherit the system settings when null or "".
-func ApplyAccount(a settings.IncomingAccount, in Input) (settings.IncomingAccount, []string, error) {
-	if err := in.check(accountFields...); err != nil {
-		return a, nil, err
+func ApplyAccount(acc settings.IncomingAccount, in Input) (settings.IncomingAccount, []string, error) {
+	if err := in.check(AccountFields()...); err != nil {
+		return acc, nil, err
 	}
-	var changed []string
-	mark := func(f string, c bool) {
-		if c {
-			changed = append(changed, f)
-		}
-	}
-	str := func(f string, p *string) {
-		if v, ok := in[f]; ok {
-			t := strings.TrimSpace(v.Text)
-			mark(f, t != *p)
-			*p = t
-		}
-	}
-	inherit := func(f string, p **string) {
-		if v, ok := in[f]; ok {
-			old := *p
-			if v.Null || strings.TrimSpace(v.Text) == "" {
-				*p = nil
-			} else {
-				*p = settings.Ptr(strings.TrimSpace(v.Text))
-			}
-			mark(f, (old == nil) != (*p == nil) || (old != nil && *old != **p))
-		}
-	}
-	str("address", &a.Address)
-	if v, ok := in["type"]; ok {
-		t := settings.IncomingType(strings.TrimSpace(v.Text))
-		mark("type", t != a.Type)
-		a.Type = t
-	}
-	str("exchangeUsername", &a.ExchangeUsername)
-	if v, ok := in["exchangePassword"]; ok {
-		var c bool
-		a.ExchangePassword, c = secretChange(v, a.ExchangePassword)
-		mark("exchangePassword", c)
-	}
-	if v, ok := in["availableTo"]; ok {
+	a := &applier{in: in}
+	text(a, "address", &acc.Address)
+	text(a, "type", &acc.Type)
+	text(a, "exchangeUsername", &acc.ExchangeUsername)
+	a.secret("exchangePassword", &acc.ExchangePassword)
+	if v, ok := a.get("availableTo"); ok {
 		l := v.List
 		if l == nil && !v.Null {
 			for _, x := range strings.Split(v.Text, ",") {
@@ -339,62 +304,50 @@ func ApplyAccount(a settings.IncomingAccount, in Input) (settings.IncomingAccoun
 				}
 			}
 		}
-		mark("availableTo", !slices.Equal(l, a.AvailableTo))
-		a.AvailableTo = l
+		a.mark("availableTo", !slices.Equal(l, acc.AvailableTo))
+		acc.AvailableTo = l
 	}
-	inherit("clientId", &a.ClientID)
-	inherit("tenantId", &a.TenantID)
-	flow := (*string)(nil)
-	if a.AuthFlow != nil {
-		flow = settings.Ptr(string(*a.AuthFlow))
-	}
-	inherit("authFlow", &flow)
-	a.AuthFlow = nil
-	if flow != nil {
-		a.AuthFlow = settings.Ptr(settings.AuthFlow(*flow))
-	}
-	if v, ok := in["clientSecret"]; ok && v.Text != "set" {
+	override(a, "clientId", &acc.ClientID, true, true)
+	override(a, "tenantId", &acc.TenantID, true, true)
+	override(a, "authFlow", &acc.AuthFlow, true, true)
+	if v, ok := a.get("clientSecret"); ok && v.Text != "set" {
 		if v.Null || v.Text == "" || v.Text == "not set" {
-			mark("clientSecret", a.ClientSecret != nil)
-			a.ClientSecret = nil
+			a.mark("clientSecret", acc.ClientSecret != nil)
+			acc.ClientSecret = nil
 		} else {
-			mark("clientSecret", a.ClientSecret == nil || a.ClientSecret.Reveal() != v.Text)
-			a.ClientSecret = settings.Ptr(settings.NewSecret(v.Text))
+			a.mark("clientSecret", acc.ClientSecret == nil || acc.ClientSecret.Reveal() != v.Text)
+			acc.ClientSecret = settings.Ptr(settings.NewSecret(v.Text))
 		}
 	}
-	if v, ok := in["clientSecretExpires"]; ok {
+	if v, ok := a.get("clientSecretExpires"); ok {
 		d, err := parseDate("clientSecretExpires", v.Text)
 		if err != nil {
-			return a, nil, err
+			return acc, nil, err
 		}
-		old := a.ClientSecretExpires
-		a.ClientSecretExpires = nil
+		old := acc.ClientSecretExpires
+		acc.ClientSecretExpires = nil
 		if !v.Null && !d.IsZero() {
-			a.ClientSecretExpires = &d
+			acc.ClientSecretExpires = &d
 		}
-		mark("clientSecretExpires", (old == nil) != (a.ClientSecretExpires == nil) || (old != nil && *old != *a.ClientSecretExpires))
+		a.mark("clientSecretExpires", (old == nil) != (acc.ClientSecretExpires == nil) || (old != nil && *old != *acc.ClientSecretExpires))
 	}
-	str("folder", &a.Folder)
-	str("processedFolder", &a.ProcessedFolder)
-	str("failedFolder", &a.FailedFolder)
-	if v, ok := in["leaveInPlace"]; ok {
-		b, err := parseBool("leaveInPlace", v.Text)
-		if err != nil {
-			return a, nil, err
-		}
-		mark("leaveInPlace", b != a.LeaveInPlace)
-		a.LeaveInPlace = b
-	}
-	if v, ok := in["pollSeconds"]; ok {
+	text(a, "folder", &acc.Folder)
+	text(a, "processedFolder", &acc.ProcessedFolder)
+	text(a, "failedFolder", &acc.FailedFolder)
+	parsed(a, "leaveInPlace", &acc.LeaveInPlace, parseBool)
+	if v, ok := a.get("pollSeconds"); ok { // changes the account's pollInterval
 		n, err := parseInt("pollSeconds", v.Text)
 		if err != nil {
-			return a, nil, err
+			return acc, nil, err
 		}
 		d := time.Duration(n) * time.Second
-		mark("pollInterval", d != a.PollInterval)
-		a.PollInterval = d
+		a.mark("pollInterval", d != acc.PollInterval)
+		acc.PollInterval = d
 	}
-	return a, changed, nil
+	if a.err != nil {
+		return acc, nil, a.err
+	}
+	return acc, a.changed, nil
 }
 
 // ApplyWebshop applies in to Webshop – Administration's settings.

@@ -333,19 +333,40 @@ func (s Service) SaveWebshop(ctx context.Context, in Input, actor string) (setti
 	return w, s.Store.PutWebshop(ctx, w, actor)
 }
 
-// Warnings are the whole configuration's problems (errors and warnings) under a path prefix.
-func (s Service) Warnings(ctx context.Context, prefix string) (settings.Problems, error) {
+// Snapshot is the whole configuration as read at one moment, with its problems (errors and warnings).
+// A page or response that shows several records reads one Snapshot, not the store once per record.
+type Snapshot struct {
+	settings.Config
+	Problems settings.Problems
+}
+
+// Snapshot reads the whole configuration once and validates it.
+func (s Service) Snapshot(ctx context.Context) (Snapshot, error) {
 	c, err := s.Store.Config(ctx)
 	if err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
+	return Snapshot{Config: c, Problems: settings.Validate(c, s.today())}, nil
+}
+
+// Under returns the problems whose path starts with prefix (nil when there are none).
+func (sn Snapshot) Under(prefix string) settings.Problems {
 	var out settings.Problems
-	for _, p := range settings.Validate(c, s.today()) {
+	for _, p := range sn.Problems {
 		if strings.HasPrefix(p.Path, prefix) {
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// Warnings are the whole configuration's problems (errors and warnings) under a path prefix.
+func (s Service) Warnings(ctx context.Context, prefix string) (settings.Problems, error) {
+	sn, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sn.Under(prefix), nil
 }
 
 func (h *handler) svc() Service { return Service{Store: h.cfg.Store, Clock: h.cfg.Clock} }
@@ -362,17 +383,12 @@ type SystemView struct {
 }
 
 func (h *handler) systemView(w http.ResponseWriter, r *http.Request, status int) {
-	sys, err := h.cfg.Store.System(r.Context())
+	sn, err := h.svc().Snapshot(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	ps, err := h.svc().Warnings(r.Context(), "system.")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, status, SystemView{Settings: sys, Problems: nonNil(ps)})
+	writeJSON(w, status, SystemView{Settings: sn.System, Problems: nonNil(sn.Under("system."))})
 }
 
 func nonNil(ps settings.Problems) settings.Problems {
@@ -406,20 +422,20 @@ type UserView struct {
 	Problems  settings.Problems      `json:"problems"`
 }
 
+func userViewOf(sn Snapshot, u settings.User) UserView {
+	return UserView{Name: u.Name, Settings: u, Effective: settings.ResolveUser(sn.System, u), Problems: nonNil(sn.Under(settings.UserPath(u.Name)))}
+}
+
 func (h *handler) userView(ctx context.Context, name string) (UserView, error) {
-	sys, err := h.cfg.Store.System(ctx)
-	if err != nil {
-		return UserView{}, err
-	}
 	u, err := h.svc().LoadUser(ctx, name)
 	if err != nil {
 		return UserView{}, err
 	}
-	ps, err := h.svc().Warnings(ctx, settings.UserPath(u.Name))
+	sn, err := h.svc().Snapshot(ctx)
 	if err != nil {
 		return UserView{}, err
 	}
-	return UserView{Name: u.Name, Settings: u, Effective: settings.ResolveUser(sys, u), Problems: nonNil(ps)}, nil
+	return userViewOf(sn, u), nil
 }
 
 func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -429,27 +445,32 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := []UserView{}
+	var shown []settings.User
 	seen := false
 	for _, u := range users {
-		if !p.MayEditUser(u.Name) {
-			continue
+		if p.MayEditUser(u.Name) {
+			seen = seen || strings.EqualFold(u.Name, p.User)
+			shown = append(shown, u)
 		}
-		seen = seen || strings.EqualFold(u.Name, p.User)
-		v, err := h.userView(r.Context(), u.Name)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		out = append(out, v)
 	}
 	if !p.Admin() && !seen && p.User != "" {
-		v, err := h.userView(r.Context(), p.User)
+		u, err := h.svc().LoadUser(r.Context(), p.User)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		out = append(out, v)
+		shown = append(shown, u)
+	}
+	out := []UserView{}
+	if len(shown) > 0 {
+		sn, err := h.svc().Snapshot(r.Context())
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		for _, u := range shown {
+			out = append(out, userViewOf(sn, u))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
 }
@@ -492,16 +513,8 @@ type AccountView struct {
 	Problems  settings.Problems         `json:"problems"`
 }
 
-func (h *handler) accountView(ctx context.Context, a settings.IncomingAccount) (AccountView, error) {
-	sys, err := h.cfg.Store.System(ctx)
-	if err != nil {
-		return AccountView{}, err
-	}
-	ps, err := h.svc().Warnings(ctx, settings.AccountPath(a.Address))
-	if err != nil {
-		return AccountView{}, err
-	}
-	return AccountView{ID: a.ID, Settings: a, Effective: settings.ResolveAccount(sys, a), Problems: nonNil(ps)}, nil
+func accountViewOf(sn Snapshot, a settings.IncomingAccount) AccountView {
+	return AccountView{ID: a.ID, Settings: a, Effective: settings.ResolveAccount(sn.System, a), Problems: nonNil(sn.Under(settings.AccountPath(a.Address)))}
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -519,24 +532,26 @@ func (h *handler) listAccounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []AccountView{}
-	for _, a := range as {
-		v, err := h.accountView(r.Context(), a)
+	if len(as) > 0 {
+		sn, err := h.svc().Snapshot(r.Context())
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		out = append(out, v)
+		for _, a := range as {
+			out = append(out, accountViewOf(sn, a))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
 }
 
 func (h *handler) writeAccount(w http.ResponseWriter, r *http.Request, a settings.IncomingAccount, status int) {
-	v, err := h.accountView(r.Context(), a)
+	sn, err := h.svc().Snapshot(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, status, v)
+	writeJSON(w, status, accountViewOf(sn, a))
 }
 
 func (h *handler) addAccount(w http.ResponseWriter, r *http.Request) {
@@ -624,17 +639,12 @@ type WebshopView struct {
 }
 
 func (h *handler) getWebshop(w http.ResponseWriter, r *http.Request) {
-	c, err := h.cfg.Store.Config(r.Context())
+	sn, err := h.svc().Snapshot(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	ps, err := h.svc().Warnings(r.Context(), "webshop")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, WebshopView{Settings: c.Webshop, Effective: settings.ResolveWebshop(c), Problems: nonNil(ps)})
+	writeJSON(w, http.StatusOK, WebshopView{Settings: sn.Webshop, Effective: settings.ResolveWebshop(sn.Config), Problems: nonNil(sn.Under("webshop"))})
 }
 
 func (h *handler) putWebshop(w http.ResponseWriter, r *http.Request) {

@@ -98,10 +98,12 @@ func (h *Handler) messagesPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if t != "" && !t.Valid() {
 		t = ""
 	}
+	// The newest 200: walk to the end (the store pages oldest first) in the largest pages the store
+	// gives, keeping the last 200. The walk stops after 10,000 messages.
+	const shown, walked = 200, 10000
 	var out []store.Message
-	q := store.MessageQuery{Type: t, Limit: 200}
-	// newest last page: walk to the end (the store pages oldest first), keeping the last 200.
-	for range 50 {
+	q := store.MessageQuery{Type: t, Limit: store.MaxPage}
+	for range walked / store.MaxPage {
 		page, err := h.cfg.Store.Messages(r.Context(), q)
 		if err != nil {
 			h.fail(w, r, s, err)
@@ -111,8 +113,8 @@ func (h *Handler) messagesPage(w http.ResponseWriter, r *http.Request, s *sessio
 			break
 		}
 		out = append(out, page...)
-		if len(out) > 200 {
-			out = out[len(out)-200:]
+		if len(out) > shown {
+			out = out[len(out)-shown:]
 		}
 		q.After = page[len(page)-1].Seq
 	}

@@ -184,13 +184,20 @@ func attach(fields []fieldView, prefix string, ps settings.Problems) settings.Pr
 	return rest
 }
 
-func effStr[T any](l Lang, f settings.Field[T], show func(T) string) (string, string, bool) {
-	return show(f.Value), l.source(f.Source), f.NotApplicable
-}
-
 func (l Lang) secretState(s settings.Secret) string { return l.T(s.State()) }
 
-func ident(s string) string { return s }
+// field is a form's field with its value, effective value, source and whether it applies.
+func (l Lang) field(name, kind, value, eff string, src settings.Source, na bool) fieldView {
+	return fieldView{Name: name, Label: l.fieldLabel(name), Kind: kind, Value: value, Effective: eff, Source: l.source(src), Disabled: na}
+}
+
+// opt is an optional text's value, "" when unset.
+func opt(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
 
 // --- System settings ---
 
@@ -261,18 +268,13 @@ func (h *Handler) systemPage(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 func (h *Handler) showSystem(w http.ResponseWriter, r *http.Request, s *session, status int, refused settings.Problems, err error) {
-	sys, serr := h.cfg.Store.System(r.Context())
+	sn, serr := h.svc.Snapshot(r.Context())
 	if serr != nil {
 		h.fail(w, r, s, serr)
 		return
 	}
-	ps, werr := h.svc.Warnings(r.Context(), "system.")
-	if werr != nil {
-		h.fail(w, r, s, werr)
-		return
-	}
 	d := systemData{base: h.base(r, s, "System settings")}
-	d.Form, d.Problems = h.systemForm(s.lang, sys, append(refused, ps...))
+	d.Form, d.Problems = h.systemForm(s.lang, sn.System, append(refused, sn.Under("system.")...))
 	if err != nil {
 		d.Error = err.Error()
 	}
@@ -326,12 +328,13 @@ func refusal(err error) (int, settings.Problems, error) {
 	return 0, nil, err
 }
 
-func (h *Handler) saveSystem(w http.ResponseWriter, r *http.Request, s *session) {
-	in := formInput(r, []string{"emailMethod", "serverAddress", "port", "useSsl", "username", "password", "clientId", "tenantId",
-		"authFlow", "clientSecret", "clientSecretExpires", "clientCertificate", "clientKey", "sendTransport"}, false, "password", "clientSecret", "clientKey")
-	_, err := h.svc.SaveSystem(r.Context(), in, s.principal().Actor())
+// afterSave answers a form's POST: after a save (err nil) it redirects to to; a refused save shows the
+// form again through show, with the status and the problems or the error; any other error is the
+// error page.
+func (h *Handler) afterSave(w http.ResponseWriter, r *http.Request, s *session, err error, to string,
+	show func(status int, refused settings.Problems, err error)) {
 	if err == nil {
-		saved(w, r, "/system")
+		saved(w, r, to)
 		return
 	}
 	status, ps, perr := refusal(err)
@@ -339,7 +342,15 @@ func (h *Handler) saveSystem(w http.ResponseWriter, r *http.Request, s *session)
 		h.fail(w, r, s, err)
 		return
 	}
-	h.showSystem(w, r, s, status, ps, perr)
+	show(status, ps, perr)
+}
+
+func (h *Handler) saveSystem(w http.ResponseWriter, r *http.Request, s *session) {
+	in := formInput(r, settingsapi.SystemFields(), false, "password", "clientSecret", "clientKey")
+	_, err := h.svc.SaveSystem(r.Context(), in, s.principal().Actor())
+	h.afterSave(w, r, s, err, "/system", func(status int, ps settings.Problems, perr error) {
+		h.showSystem(w, r, s, status, ps, perr)
+	})
 }
 
 // --- Users ---
@@ -394,12 +405,6 @@ type userData struct {
 
 func (h *Handler) userForm(l Lang, sys settings.System, u settings.User, ps settings.Problems) (formView, settings.Problems) {
 	e := settings.ResolveUser(sys, u)
-	opt := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
 	method := ""
 	if u.EmailMethod != nil {
 		method = string(*u.EmailMethod)
@@ -416,9 +421,7 @@ func (h *Handler) userForm(l Lang, sys settings.System, u settings.User, ps sett
 	if u.ExchangePassword != nil {
 		pw = *u.ExchangePassword
 	}
-	f := func(name, kind, value string, eff string, src settings.Source, na bool) fieldView {
-		return fieldView{Name: name, Label: l.fieldLabel(name), Kind: kind, Value: value, Effective: eff, Source: l.source(src), Disabled: na}
-	}
+	f := l.field
 	fields := []fieldView{
 		f("emailMethod", "select", method, l.methodLabel(e.EmailMethod.Value), e.EmailMethod.Source, false),
 		f("emailAddress", "text", opt(u.EmailAddress), e.EmailAddress.Value, e.EmailAddress.Source, false),
@@ -464,23 +467,18 @@ func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, s *session, name string, status int, refused settings.Problems, err error) {
-	sys, serr := h.cfg.Store.System(r.Context())
-	if serr != nil {
-		h.fail(w, r, s, serr)
-		return
-	}
 	u, uerr := h.svc.LoadUser(r.Context(), name)
 	if uerr != nil {
 		h.fail(w, r, s, uerr)
 		return
 	}
-	ps, werr := h.svc.Warnings(r.Context(), settings.UserPath(u.Name))
-	if werr != nil {
-		h.fail(w, r, s, werr)
+	sn, serr := h.svc.Snapshot(r.Context())
+	if serr != nil {
+		h.fail(w, r, s, serr)
 		return
 	}
 	d := userData{base: h.base(r, s, "Users"), Name: u.Name}
-	d.Form, d.Problems = h.userForm(s.lang, sys, u, append(refused, ps...))
+	d.Form, d.Problems = h.userForm(s.lang, sn.System, u, append(refused, sn.Under(settings.UserPath(u.Name))...))
 	if err != nil {
 		d.Error = err.Error()
 	}
@@ -492,18 +490,11 @@ func (h *Handler) saveUser(w http.ResponseWriter, r *http.Request, s *session) {
 	if !h.mayEdit(w, r, s, name) {
 		return
 	}
-	in := formInput(r, []string{"emailMethod", "emailAddress", "exchangeUsername", "exchangePassword", "copyToSelf", "signature"}, true, "exchangePassword")
+	in := formInput(r, settingsapi.UserFields(), true, "exchangePassword")
 	_, err := h.svc.SaveUser(r.Context(), name, in, s.principal().Actor())
-	if err == nil {
-		saved(w, r, "/users/"+url.PathEscape(name))
-		return
-	}
-	status, ps, perr := refusal(err)
-	if status == 0 {
-		h.fail(w, r, s, err)
-		return
-	}
-	h.showUser(w, r, s, name, status, ps, perr)
+	h.afterSave(w, r, s, err, "/users/"+url.PathEscape(name), func(status int, ps settings.Problems, perr error) {
+		h.showUser(w, r, s, name, status, ps, perr)
+	})
 }
 
 // --- Settings for incoming e-mail ---
@@ -570,22 +561,12 @@ func (h *Handler) showIncoming(w http.ResponseWriter, r *http.Request, s *sessio
 	h.render(w, status, "incoming", d)
 }
 
-var accountFormFields = []string{"address", "type", "exchangeUsername", "exchangePassword", "availableTo", "clientId", "tenantId",
-	"authFlow", "clientSecret", "clientSecretExpires", "folder", "processedFolder", "failedFolder", "leaveInPlace", "pollSeconds"}
-
 func (h *Handler) addAccount(w http.ResponseWriter, r *http.Request, s *session) {
-	in := formInput(r, accountFormFields, false, "exchangePassword", "clientSecret")
+	in := formInput(r, settingsapi.AccountFields(), false, "exchangePassword", "clientSecret")
 	a, err := h.svc.AddAccount(r.Context(), in, s.principal().Actor())
-	if err == nil {
-		saved(w, r, fmt.Sprintf("/incoming/%d", a.ID))
-		return
-	}
-	status, ps, perr := refusal(err)
-	if status == 0 {
-		h.fail(w, r, s, err)
-		return
-	}
-	h.showIncoming(w, r, s, status, 0, nil, ps, perr)
+	h.afterSave(w, r, s, err, fmt.Sprintf("/incoming/%d", a.ID), func(status int, ps settings.Problems, perr error) {
+		h.showIncoming(w, r, s, status, 0, nil, ps, perr)
+	})
 }
 
 func (h *Handler) runDoctor(r *http.Request, id int64) (*doctor.Report, error) {
@@ -621,15 +602,7 @@ func (h *Handler) validateSelected(w http.ResponseWriter, r *http.Request, s *se
 
 func (h *Handler) accountForm(l Lang, sys settings.System, a settings.IncomingAccount, ps settings.Problems) (formView, settings.Problems) {
 	e := settings.ResolveAccount(sys, a)
-	opt := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	f := func(name, kind, value, eff string, src settings.Source, na bool) fieldView {
-		return fieldView{Name: name, Label: l.fieldLabel(name), Kind: kind, Value: value, Effective: eff, Source: l.source(src), Disabled: na}
-	}
+	f := l.field
 	flow := ""
 	if a.AuthFlow != nil {
 		flow = string(*a.AuthFlow)
@@ -682,18 +655,13 @@ func (h *Handler) showAccount(w http.ResponseWriter, r *http.Request, s *session
 		h.fail(w, r, s, aerr)
 		return
 	}
-	sys, serr := h.cfg.Store.System(r.Context())
+	sn, serr := h.svc.Snapshot(r.Context())
 	if serr != nil {
 		h.fail(w, r, s, serr)
 		return
 	}
-	ps, werr := h.svc.Warnings(r.Context(), settings.AccountPath(a.Address))
-	if werr != nil {
-		h.fail(w, r, s, werr)
-		return
-	}
 	d := incomingData{base: h.base(r, s, "Settings for incoming e-mail"), ID: a.ID, Address: a.Address, Report: rep, Selected: a.ID}
-	d.Form, d.Problems = h.accountForm(s.lang, sys, a, append(refused, ps...))
+	d.Form, d.Problems = h.accountForm(s.lang, sn.System, a, append(refused, sn.Under(settings.AccountPath(a.Address))...))
 	if err != nil {
 		d.Error = err.Error()
 	}
@@ -701,18 +669,11 @@ func (h *Handler) showAccount(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (h *Handler) saveAccount(w http.ResponseWriter, r *http.Request, s *session) {
-	in := formInput(r, accountFormFields, false, "exchangePassword", "clientSecret")
+	in := formInput(r, settingsapi.AccountFields(), false, "exchangePassword", "clientSecret")
 	a, err := h.svc.SaveAccount(r.Context(), accountID(r), in, s.principal().Actor())
-	if err == nil {
-		saved(w, r, fmt.Sprintf("/incoming/%d", a.ID))
-		return
-	}
-	status, ps, perr := refusal(err)
-	if status == 0 {
-		h.fail(w, r, s, err)
-		return
-	}
-	h.showAccount(w, r, s, status, nil, ps, perr)
+	h.afterSave(w, r, s, err, fmt.Sprintf("/incoming/%d", a.ID), func(status int, ps settings.Problems, perr error) {
+		h.showAccount(w, r, s, status, nil, ps, perr)
+	})
 }
 
 func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request, s *session) {
@@ -745,23 +706,19 @@ func (h *Handler) webshopPage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (h *Handler) showWebshop(w http.ResponseWriter, r *http.Request, s *session, status int, refused settings.Problems, err error) {
-	c, cerr := h.cfg.Store.Config(r.Context())
-	if cerr != nil {
-		h.fail(w, r, s, cerr)
+	sn, serr := h.svc.Snapshot(r.Context())
+	if serr != nil {
+		h.fail(w, r, s, serr)
 		return
 	}
-	ps, werr := h.svc.Warnings(r.Context(), "webshop")
-	if werr != nil {
-		h.fail(w, r, s, werr)
-		return
-	}
+	c := sn.Config
 	l := s.lang
 	d := webshopData{base: h.base(r, s, "Webshop – Administration"), Methods: []option{
 		{Value: "", Label: l.T("Not set"), Selected: c.Webshop.EmailMethod == settings.WebshopNotSet},
 		{Value: string(settings.WebshopAccordingToUserSettings), Label: l.T("According to user settings"),
 			Selected: c.Webshop.EmailMethod == settings.WebshopAccordingToUserSettings},
 	}}
-	d.Problems = append(refused, ps...)
+	d.Problems = append(refused, sn.Under("webshop")...)
 	if e := settings.ResolveWebshop(c); e.User != nil {
 		u, _ := c.User(settings.WebshopUser)
 		u.Name = settings.WebshopUser
@@ -777,16 +734,9 @@ func (h *Handler) showWebshop(w http.ResponseWriter, r *http.Request, s *session
 func (h *Handler) saveWebshop(w http.ResponseWriter, r *http.Request, s *session) {
 	in := formInput(r, []string{"emailMethod"}, false)
 	_, err := h.svc.SaveWebshop(r.Context(), in, s.principal().Actor())
-	if err == nil {
-		saved(w, r, "/webshop")
-		return
-	}
-	status, ps, perr := refusal(err)
-	if status == 0 {
-		h.fail(w, r, s, err)
-		return
-	}
-	h.showWebshop(w, r, s, status, ps, perr)
+	h.afterSave(w, r, s, err, "/webshop", func(status int, ps settings.Problems, perr error) {
+		h.showWebshop(w, r, s, status, ps, perr)
+	})
 }
 
 // --- errors ---

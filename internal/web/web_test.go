@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
 	"inkorg/internal/store/sqlite"
+	"inkorg/internal/store/storetest"
 )
 
 const (
@@ -449,4 +451,33 @@ func FuzzCheckPassword(f *testing.F) {
 		}
 		CheckPassword([]byte(hash), pw)
 	})
+}
+
+// TestMessagesPageShowsTheNewest: with more messages than one store page, the page lists the newest
+// 200, newest first.
+func TestMessagesPageShowsTheNewest(t *testing.T) {
+	f := newFixture(t, nil)
+	const n = store.MaxPage + 250
+	var ms []store.NewMessage
+	for i := 1; i <= n; i++ {
+		ms = append(ms, storetest.NewMessage(i, uint32(i), ""))
+	}
+	if _, err := f.st.CommitBatch(context.Background(), store.Batch{AccountID: 1, Account: "m2m@contoso.example", Type: settings.TypeMonitorToMonitor,
+		Folder: "INBOX", UIDValidity: 1, LastUID: n, Messages: ms}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.client(t).signedIn("root", adminPW)
+	resp, body := c.do("GET", "/messages", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /messages = %d", resp.StatusCode)
+	}
+	subjects := regexp.MustCompile(`>message (\d+)</a>`).FindAllStringSubmatch(body, -1)
+	if len(subjects) != 200 {
+		t.Fatalf("%d messages listed, want 200", len(subjects))
+	}
+	for i, s := range subjects {
+		if want := strconv.Itoa(n - i); s[1] != want {
+			t.Fatalf("row %d is message %s, want %s", i, s[1], want)
+		}
+	}
 }
