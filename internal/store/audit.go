@@ -156,5 +156,23 @@ func WebshopChanges(old, new settings.Webshop) []Change {
 	return []Change{{Field: "emailMethod", Old: string(old.EmailMethod), New: string(new.EmailMethod)}}
 }
 
+// WebhookChanges lists what a write of a webhook changes: its URL, and (unless the write removes it,
+// with an empty URL) its secret, which a write always replaces. oldSecretSet says whether the old
+// webhook had one.
+func WebhookChanges(oldURL string, oldSecretSet bool, newURL string) []Change {
+	var out []Change
+	if oldURL != newURL {
+		out = append(out, Change{Field: "url", Old: oldURL, New: newURL})
+	}
+	if newURL != "" {
+		old := "not set"
+		if oldSecretSet {
+			old = "set"
+		}
+		out = append(out, Change{Field: "secret", Old: old, New: "changed"})
+	}
+	return out
+}
+
 // String renders a change for logs: "field: old → new".
 func (c Change) String() string { return fmt.Sprintf("%s: %q → %q", c.Field, c.Old, c.New) }

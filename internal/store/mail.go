@@ -151,8 +151,18 @@ type MessageQuery struct {
 	Unacked bool                  // only messages not yet acknowledged
 }
 
-// MaxPage is the most messages one Messages call returns.
+// MaxPage is the most messages one Messages call (or outgoing messages one OutgoingList or
+// DueOutgoing call) returns.
 const MaxPage = 1000
+
+// PageLimit is how many a listing asked for limit returns: limit, or MaxPage for a limit that is not
+// positive or is greater.
+func PageLimit(limit int) int {
+	if limit <= 0 || limit > MaxPage {
+		return MaxPage
+	}
+	return limit
+}
 
 // AccountState is what a worker last reported about its account.
 type AccountState struct {

@@ -9,6 +9,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"inkorg/internal/secrets"
@@ -91,4 +93,49 @@ type WrongKeyError struct {
 func (e *WrongKeyError) Error() string {
 	return "the database's secrets were sealed with key " + e.StoredKeyID + ", but the key file holds key " + e.LoadedKeyID +
 		": point INKORG_KEY_FILE at the key file that belongs to this database (restore it from the backup taken with the database)"
+}
+
+// The names secrets are sealed under. Each is bound into its ciphertext, so that a sealed value opens
+// only as the field it was sealed for; they are part of the stored format, the same in every
+// implementation (a database's secrets open whichever store wrote them), and renaming one makes the
+// secrets already sealed under it unreadable.
+const (
+	SystemPasswordField     = "system.password"
+	SystemClientSecretField = "system.clientSecret"
+	SystemClientKeyField    = "system.clientKey"
+)
+
+// UserPasswordField is the name a user's Exchange password is sealed under (by the name in lower case).
+func UserPasswordField(name string) string {
+	return "users[" + strings.ToLower(name) + "].exchangePassword"
+}
+
+// AccountPasswordField is the name an incoming account's Exchange password is sealed under (by the
+// account's id, not its address).
+func AccountPasswordField(id int64) string { return fmt.Sprintf("incoming[%d].exchangePassword", id) }
+
+// AccountClientSecretField is the name an incoming account's own client secret is sealed under.
+func AccountClientSecretField(id int64) string { return fmt.Sprintf("incoming[%d].clientSecret", id) }
+
+// WebhookSecretField is the name a webhook's HMAC key is sealed under.
+func WebhookSecretField(t settings.IncomingType) string { return "webhooks[" + string(t) + "].secret" }
+
+// Seal seals a secret for the database under its field name; nil for a secret that is not set.
+func Seal(sealer *secrets.Sealer, sec settings.Secret, field string) ([]byte, error) {
+	if !sec.IsSet() {
+		return nil, nil
+	}
+	return sealer.Seal([]byte(sec.Reveal()), field)
+}
+
+// Unseal opens a secret that Seal sealed under the field name; the unset Secret for nil.
+func Unseal(sealer *secrets.Sealer, sealed []byte, field string) (settings.Secret, error) {
+	if sealed == nil {
+		return settings.Secret{}, nil
+	}
+	p, err := sealer.Open(sealed, field)
+	if err != nil {
+		return settings.Secret{}, fmt.Errorf("open sealed %w", err)
+	}
+	return settings.NewSecret(string(p)), nil
 }

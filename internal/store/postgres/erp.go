@@ -83,13 +83,10 @@ func (s *Store) RevokeAPIToken(ctx context.Context, name string) error {
 	return nil
 }
 
-// webhookField is the name a webhook's secret is sealed under, as in the SQLite store.
-func webhookField(t settings.IncomingType) string { return "webhooks[" + string(t) + "].secret" }
-
 // PutWebhook implements store.Webhooks: the change and its audit rows in one transaction, under the
 // settings lock like every settings write.
 func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) error {
-	secret, err := s.seal(w.Secret, webhookField(w.Type))
+	secret, err := store.Seal(s.sealer, w.Secret, store.WebhookSecretField(w.Type))
 	if err != nil {
 		return err
 	}
@@ -110,18 +107,7 @@ func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) e
 		if err != nil {
 			return fmt.Errorf("write webhook: %w", err)
 		}
-		var changes []store.Change
-		if oldURL != w.URL {
-			changes = append(changes, store.Change{Field: "url", Old: oldURL, New: w.URL})
-		}
-		if w.URL != "" {
-			old := "not set"
-			if oldSecret != nil {
-				old = "set"
-			}
-			changes = append(changes, store.Change{Field: "secret", Old: old, New: "changed"})
-		}
-		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", changes)
+		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", store.WebhookChanges(oldURL, oldSecret != nil, w.URL))
 	})
 }
 
@@ -141,7 +127,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 			return nil, fmt.Errorf("read webhooks: %w", err)
 		}
 		w.Type = settings.IncomingType(typ)
-		if w.Secret, err = s.open(secret, webhookField(w.Type)); err != nil {
+		if w.Secret, err = store.Unseal(s.sealer, secret, store.WebhookSecretField(w.Type)); err != nil {
 			return nil, err
 		}
 		out = append(out, w)
@@ -206,12 +192,8 @@ func (s *Store) UnclaimDelivery(ctx context.Context, d store.Delivery) error {
 // DueDeliveries implements store.Webhooks: oldest first, and in the order they were owed among those
 // due at the same moment. A negative limit is no limit, as in SQLite.
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
-	var lim *int
-	if limit >= 0 {
-		lim = &limit
-	}
 	rows, err := s.pool.Query(ctx, `SELECT message, type, attempts, next_at, last_error FROM deliveries WHERE delivered_at IS NULL AND next_at <= $1
-		ORDER BY next_at, seq LIMIT $2`, now, lim)
+		ORDER BY next_at, seq LIMIT $2`, now, limitParam(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}

@@ -171,17 +171,13 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 				return nil, fmt.Errorf("store message uid %d: %w", m.UID, err)
 			}
 		}
-		atts := meta.Attachments
-		if atts == nil {
-			atts = []store.Attachment{}
-		}
-		attsJSON, err := jsonb(atts)
+		attsJSON, err := jsonb(nonNil(meta.Attachments))
 		if err != nil {
 			return nil, fmt.Errorf("store message uid %d: %w", m.UID, err)
 		}
 		msgs.Queue(commitMessage, store.NewMessageID(s.now()), b.AccountID, account, typ, clean(meta.MessageID), clean(meta.SHA256), int64(len(m.Raw)),
 			clean(meta.From), cleanAll(meta.To), cleanAll(meta.Cc), clean(meta.Subject), msgDateParam(meta.Date), now, attsJSON, m2m,
-			cleanAll(meta.Problems), clean(meta.Failed), nonNilBytes(m.Raw), b.Folder, b.UIDValidity, m.UID, m.Dest)
+			cleanAll(meta.Problems), clean(meta.Failed), nonNil(m.Raw), b.Folder, b.UIDValidity, m.UID, m.Dest)
 	}
 	var out []store.Committed
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -262,12 +258,13 @@ const commitMessage = `WITH ins AS (
 )
 SELECT id, duplicate FROM got`
 
-// nonNilBytes makes an empty message an empty BYTEA rather than NULL.
-func nonNilBytes(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+// nonNil makes a nil list empty: an empty message an empty BYTEA rather than NULL, an empty list
+// '[]' rather than null, and a NULL array read back the empty list the SQLite store's '[]' gives.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	return b
+	return s
 }
 
 // PendingMoves implements store.Mail. Folders sort by their bytes, as SQLite's BINARY collation does.
@@ -331,18 +328,7 @@ func scanMessage(row pgx.Row) (store.Message, error) {
 		}
 	}
 	// The lists come back non-nil, as the SQLite store's '[]' does.
-	if m.To == nil {
-		m.To = []string{}
-	}
-	if m.Cc == nil {
-		m.Cc = []string{}
-	}
-	if m.Problems == nil {
-		m.Problems = []string{}
-	}
-	if m.Attachments == nil {
-		m.Attachments = []store.Attachment{}
-	}
+	m.To, m.Cc, m.Problems, m.Attachments = nonNil(m.To), nonNil(m.Cc), nonNil(m.Problems), nonNil(m.Attachments)
 	m.Date = tsOf(date)
 	m.ReceivedAt = m.ReceivedAt.UTC()
 	if acked != nil {
@@ -368,11 +354,7 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 	if q.Unacked {
 		where = append(where, "acked_at IS NULL")
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
-	args = append(args, limit)
+	args = append(args, store.PageLimit(q.Limit))
 	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)

@@ -282,7 +282,7 @@ func TestWebhookSecretBinding(t *testing.T) {
 	if _, err := s.sealer.Open(sealed, "webhooks[general].secret"); err == nil {
 		t.Error("the sealed secret opens under another field name")
 	}
-	if findSecret(sealed) != nil {
+	if storetest.FindSecret(sealed) != nil {
 		t.Error("the secret is in the table")
 	}
 }

@@ -24,12 +24,7 @@ func scanOutgoing(row pgx.Row) (store.Outgoing, error) {
 		return m, err
 	}
 	m.CreatedAt, m.NextAt, m.LeaseUntil, m.SentAt = m.CreatedAt.UTC(), m.NextAt.UTC(), tsOf(lease), tsOf(sent)
-	if m.Recipients == nil {
-		m.Recipients = []string{}
-	}
-	if m.Bcc == nil {
-		m.Bcc = []string{}
-	}
+	m.Recipients, m.Bcc = nonNil(m.Recipients), nonNil(m.Bcc)
 	if lastErr != nil {
 		m.LastError = new(store.ErrorRecord)
 		if err := json.Unmarshal(lastErr, m.LastError); err != nil {
@@ -39,13 +34,6 @@ func scanOutgoing(row pgx.Row) (store.Outgoing, error) {
 	return m, nil
 }
 
-func orEmpty(l []string) []string {
-	if l == nil {
-		return []string{}
-	}
-	return cleanAll(l)
-}
-
 // EnqueueOutgoing implements store.Outbox: the record and the bytes in one transaction.
 func (s *Store) EnqueueOutgoing(ctx context.Context, m store.Outgoing) (store.Outgoing, error) {
 	if m.ID == "" {
@@ -53,7 +41,7 @@ func (s *Store) EnqueueOutgoing(ctx context.Context, m store.Outgoing) (store.Ou
 	}
 	now := s.stamp()
 	m.State, m.CreatedAt, m.NextAt, m.Size, m.Attempts = store.OutQueued, now, now, int64(len(m.Raw)), 0
-	m.Recipients, m.Bcc = orEmpty(m.Recipients), orEmpty(m.Bcc)
+	m.Recipients, m.Bcc = cleanAll(m.Recipients), cleanAll(m.Bcc)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, sender, webshop, from_addr, recipients, bcc, subject, message_id, related_record, size, state,
 				created_at, next_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)`,
@@ -120,9 +108,7 @@ func (s *Store) queryOutgoing(ctx context.Context, query string, args ...any) ([
 
 // OutgoingList implements store.Outbox.
 func (s *Store) OutgoingList(ctx context.Context, state store.OutgoingState, limit int) ([]store.Outgoing, error) {
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
+	limit = store.PageLimit(limit)
 	if state == "" {
 		return s.queryOutgoing(ctx, `SELECT `+outgoingColumns+` FROM outbox ORDER BY seq DESC LIMIT $1`, limit)
 	}
@@ -131,9 +117,7 @@ func (s *Store) OutgoingList(ctx context.Context, state store.OutgoingState, lim
 
 // DueOutgoing implements store.Outbox.
 func (s *Store) DueOutgoing(ctx context.Context, now time.Time, limit int) ([]store.Outgoing, error) {
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
+	limit = store.PageLimit(limit)
 	return s.queryOutgoing(ctx, `SELECT `+outgoingColumns+` FROM outbox WHERE state = 'queued' AND next_at <= $1 ORDER BY next_at, seq LIMIT $2`,
 		now.UTC(), limit)
 }
@@ -145,12 +129,18 @@ func (s *Store) transition(ctx context.Context, id string, query string, args ..
 		return fmt.Errorf("update outgoing message %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := s.Outgoing(ctx, id); err != nil {
-			return err
-		}
-		return fmt.Errorf("outgoing message %s: %w", id, store.ErrOutgoingState)
+		return s.notInState(ctx, id)
 	}
 	return nil
+}
+
+// notInState says why a conditional update of an outgoing message changed nothing: there is no such
+// message (store.ErrNotFound), or it is not in the state the update needs (store.ErrOutgoingState).
+func (s *Store) notInState(ctx context.Context, id string) error {
+	if _, err := s.Outgoing(ctx, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("outgoing message %s: %w", id, store.ErrOutgoingState)
 }
 
 // ClaimOutgoing implements store.Outbox.
@@ -158,10 +148,7 @@ func (s *Store) ClaimOutgoing(ctx context.Context, id, transport string, now, le
 	m, err := scanOutgoing(s.pool.QueryRow(ctx, `UPDATE outbox SET state = 'sending', attempts = attempts + 1, transport = $1, lease_until = $2, updated_at = $3
 		WHERE id = $4 AND state = 'queued' RETURNING `+outgoingColumns, transport, leaseUntil.UTC(), now.UTC(), id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := s.Outgoing(ctx, id); err != nil {
-			return store.Outgoing{}, err
-		}
-		return store.Outgoing{}, fmt.Errorf("outgoing message %s: %w", id, store.ErrOutgoingState)
+		return store.Outgoing{}, s.notInState(ctx, id)
 	}
 	if err != nil {
 		return store.Outgoing{}, fmt.Errorf("claim outgoing message %s: %w", id, err)

@@ -302,13 +302,17 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, actor, entity string, chan
 	return nil
 }
 
+// limitParam is a LIMIT parameter: NULL (no limit) for a negative limit, as SQLite reads one.
+func limitParam(limit int) *int {
+	if limit < 0 {
+		return nil
+	}
+	return &limit
+}
+
 // Audit implements store.Store.
 func (s *Store) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
-	var lim *int // NULL: no limit, as SQLite reads a negative one
-	if limit >= 0 {
-		lim = &limit
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, entity, field, old_value, new_value FROM audit_log ORDER BY id DESC LIMIT $1`, lim)
+	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, entity, field, old_value, new_value FROM audit_log ORDER BY id DESC LIMIT $1`, limitParam(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

@@ -19,30 +19,6 @@ type queryer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *Store) seal(sec settings.Secret, field string) ([]byte, error) {
-	if !sec.IsSet() {
-		return nil, nil
-	}
-	return s.sealer.Seal([]byte(sec.Reveal()), field)
-}
-
-func (s *Store) open(b []byte, field string) (settings.Secret, error) {
-	if b == nil {
-		return settings.Secret{}, nil
-	}
-	p, err := s.sealer.Open(b, field)
-	if err != nil {
-		return settings.Secret{}, fmt.Errorf("open sealed %w", err)
-	}
-	return settings.NewSecret(string(p)), nil
-}
-
-// The sealed fields' names, bound into each ciphertext, are the SQLite store's: "system.password",
-// "system.clientSecret", "system.clientKey", "users[<lowercased name>].exchangePassword" and
-// "incoming[<id>].exchangePassword" / "incoming[<id>].clientSecret".
-func userField(name string) string           { return "users[" + strings.ToLower(name) + "].exchangePassword" }
-func accountField(id int64, f string) string { return fmt.Sprintf("incoming[%d].%s", id, f) }
-
 // dateParam is a DATE parameter: NULL for the zero Date.
 func dateParam(d settings.Date) any {
 	if d.IsZero() {
@@ -116,13 +92,13 @@ func (s *Store) system(ctx context.Context, q queryer) (settings.System, error) 
 	if err != nil {
 		return sys, fmt.Errorf("read system settings: %w", err)
 	}
-	if sys.Password, err = s.open(pw, "system.password"); err != nil {
+	if sys.Password, err = store.Unseal(s.sealer, pw, store.SystemPasswordField); err != nil {
 		return sys, err
 	}
-	if sys.ClientSecret, err = s.open(secret, "system.clientSecret"); err != nil {
+	if sys.ClientSecret, err = store.Unseal(s.sealer, secret, store.SystemClientSecretField); err != nil {
 		return sys, err
 	}
-	if sys.ClientKey, err = s.open(key, "system.clientKey"); err != nil {
+	if sys.ClientKey, err = store.Unseal(s.sealer, key, store.SystemClientKeyField); err != nil {
 		return sys, err
 	}
 	sys.ClientSecretExpires = dateOf(expires)
@@ -131,15 +107,15 @@ func (s *Store) system(ctx context.Context, q queryer) (settings.System, error) 
 
 // PutSystem implements store.Store.
 func (s *Store) PutSystem(ctx context.Context, sys settings.System, actor string) error {
-	pw, err := s.seal(sys.Password, "system.password")
+	pw, err := store.Seal(s.sealer, sys.Password, store.SystemPasswordField)
 	if err != nil {
 		return err
 	}
-	secret, err := s.seal(sys.ClientSecret, "system.clientSecret")
+	secret, err := store.Seal(s.sealer, sys.ClientSecret, store.SystemClientSecretField)
 	if err != nil {
 		return err
 	}
-	key, err := s.seal(sys.ClientKey, "system.clientKey")
+	key, err := store.Seal(s.sealer, sys.ClientKey, store.SystemClientKeyField)
 	if err != nil {
 		return err
 	}
@@ -204,7 +180,7 @@ func (s *Store) users(ctx context.Context, q queryer, name string) ([]settings.U
 		u.EmailMethod, u.EmailAddress, u.ExchangeUsername = fromText[settings.EmailMethod](method), addr, user
 		u.CopyToSelf, u.Signature = fromText[settings.CopyToSelf](copy), sig
 		if pwSet {
-			sec, err := s.open(pw, userField(u.Name))
+			sec, err := store.Unseal(s.sealer, pw, store.UserPasswordField(u.Name))
 			if err != nil {
 				return nil, err
 			}
@@ -227,7 +203,7 @@ func (s *Store) PutUser(ctx context.Context, u settings.User, actor string) erro
 	var pw []byte
 	if u.ExchangePassword != nil {
 		var err error
-		if pw, err = s.seal(*u.ExchangePassword, userField(u.Name)); err != nil {
+		if pw, err = store.Seal(s.sealer, *u.ExchangePassword, store.UserPasswordField(u.Name)); err != nil {
 			return err
 		}
 	}
@@ -323,15 +299,13 @@ func (s *Store) scanAccounts(ctx context.Context, q queryer, query string, args 
 		}
 		a.Type = settings.IncomingType(typ)
 		a.PollInterval = time.Duration(pollSeconds) * time.Second
-		if a.AvailableTo == nil {
-			a.AvailableTo = []string{}
-		}
-		if a.ExchangePassword, err = s.open(pw, accountField(a.ID, "exchangePassword")); err != nil {
+		a.AvailableTo = nonNil(a.AvailableTo)
+		if a.ExchangePassword, err = store.Unseal(s.sealer, pw, store.AccountPasswordField(a.ID)); err != nil {
 			return nil, err
 		}
 		a.AuthFlow = fromText[settings.AuthFlow](flow)
 		if secretSet {
-			sec, err := s.open(secret, accountField(a.ID, "clientSecret"))
+			sec, err := store.Unseal(s.sealer, secret, store.AccountClientSecretField(a.ID))
 			if err != nil {
 				return nil, err
 			}
@@ -406,19 +380,15 @@ func (s *Store) accountByID(ctx context.Context, tx pgx.Tx, id int64) (settings.
 
 // writeAccount writes every field of an existing row.
 func (s *Store) writeAccount(ctx context.Context, tx pgx.Tx, a settings.IncomingAccount) error {
-	pw, err := s.seal(a.ExchangePassword, accountField(a.ID, "exchangePassword"))
+	pw, err := store.Seal(s.sealer, a.ExchangePassword, store.AccountPasswordField(a.ID))
 	if err != nil {
 		return err
 	}
 	var secret []byte
 	if a.ClientSecret != nil {
-		if secret, err = s.seal(*a.ClientSecret, accountField(a.ID, "clientSecret")); err != nil {
+		if secret, err = store.Seal(s.sealer, *a.ClientSecret, store.AccountClientSecretField(a.ID)); err != nil {
 			return err
 		}
-	}
-	avail := a.AvailableTo
-	if avail == nil {
-		avail = []string{}
 	}
 	var expires any
 	if a.ClientSecretExpires != nil {
@@ -428,7 +398,7 @@ func (s *Store) writeAccount(ctx context.Context, tx pgx.Tx, a settings.Incoming
 		client_id = $6, tenant_id = $7, auth_flow = $8, client_secret = $9, client_secret_set = $10, client_secret_expires = $11,
 		client_secret_expires_set = $12, folder = $13, processed_folder = $14, failed_folder = $15, leave_in_place = $16, poll_seconds = $17,
 		updated_at = $18 WHERE id = $19`,
-		a.Address, string(a.Type), a.ExchangeUsername, pw, avail, a.ClientID, a.TenantID, textParam(a.AuthFlow),
+		a.Address, string(a.Type), a.ExchangeUsername, pw, nonNil(a.AvailableTo), a.ClientID, a.TenantID, textParam(a.AuthFlow),
 		secret, a.ClientSecret != nil, expires, a.ClientSecretExpires != nil, a.Folder, a.ProcessedFolder, a.FailedFolder, a.LeaveInPlace,
 		int64(a.PollInterval/time.Second), s.now(), a.ID)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"inkorg/internal/settings"
 	"inkorg/internal/store"
 )
 
@@ -44,7 +43,7 @@ func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken
 	if err != nil {
 		return t, fmt.Errorf("read API token: %w", err)
 	}
-	t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	t.CreatedAt = parseStamp(created)
 	t.LastUsed = s.now().UTC()
 	if _, err := s.exec(ctx, `UPDATE api_tokens SET last_used = ? WHERE id = ?`, stampOf(t.LastUsed), t.ID); err != nil {
 		return t, fmt.Errorf("record API token use: %w", err)
@@ -67,8 +66,8 @@ func (s *Store) APITokens(ctx context.Context) ([]store.APIToken, error) {
 		if err := rows.Scan(&t.ID, &t.Name, &created, &used); err != nil {
 			return nil, err
 		}
-		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
-		t.LastUsed, _ = time.Parse(time.RFC3339Nano, used.String)
+		t.CreatedAt = parseStamp(created)
+		t.LastUsed = parseStamp(used.String)
 		out = append(out, t)
 	}
 	return out, rows.Err()
@@ -86,11 +85,9 @@ func (s *Store) RevokeAPIToken(ctx context.Context, name string) error {
 	return nil
 }
 
-func webhookField(t settings.IncomingType) string { return "webhooks[" + string(t) + "].secret" }
-
 // PutWebhook implements store.Webhooks.
 func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) error {
-	secret, err := s.seal(w.Secret, webhookField(w.Type))
+	secret, err := store.Seal(s.sealer, w.Secret, store.WebhookSecretField(w.Type))
 	if err != nil {
 		return err
 	}
@@ -110,14 +107,7 @@ func (s *Store) PutWebhook(ctx context.Context, w store.Webhook, actor string) e
 		if err != nil {
 			return fmt.Errorf("write webhook: %w", err)
 		}
-		var changes []store.Change
-		if oldURL != w.URL {
-			changes = append(changes, store.Change{Field: "url", Old: oldURL, New: w.URL})
-		}
-		if w.URL != "" {
-			changes = append(changes, store.Change{Field: "secret", Old: map[bool]string{true: "set", false: "not set"}[oldSecret != nil], New: "changed"})
-		}
-		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", changes)
+		return s.audit(ctx, tx, actor, "webhooks["+string(w.Type)+"]", store.WebhookChanges(oldURL, oldSecret != nil, w.URL))
 	})
 }
 
@@ -135,7 +125,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 		if err := rows.Scan(&w.Type, &w.URL, &secret); err != nil {
 			return nil, err
 		}
-		if w.Secret, err = s.open(secret, webhookField(w.Type)); err != nil {
+		if w.Secret, err = store.Unseal(s.sealer, secret, store.WebhookSecretField(w.Type)); err != nil {
 			return nil, err
 		}
 		out = append(out, w)
@@ -149,7 +139,7 @@ const dueQuery = `SELECT message, type, attempts, next_at, last_error FROM deliv
 
 // DueDeliveries implements store.Webhooks.
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, dueQuery, now.UTC().Format(timeLayout), limit)
+	rows, err := s.db.QueryContext(ctx, dueQuery, stampOf(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
@@ -169,7 +159,7 @@ func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
 		if err := rows.Scan(&d.MessageID, &d.Type, &d.Attempts, &next, &d.LastError); err != nil {
 			return nil, err
 		}
-		d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
+		d.NextAt = parseStamp(next)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -179,7 +169,7 @@ func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
 func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, dueQuery, now.UTC().Format(timeLayout), limit)
+		rows, err := tx.QueryContext(ctx, dueQuery, stampOf(now), limit)
 		if err != nil {
 			return err
 		}
@@ -187,7 +177,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit
 			return err
 		}
 		for _, d := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_at = ? WHERE message = ? AND type = ?`, until.UTC().Format(timeLayout), d.MessageID, d.Type); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_at = ? WHERE message = ? AND type = ?`, stampOf(until), d.MessageID, d.Type); err != nil {
 				return err
 			}
 		}
@@ -202,7 +192,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now, until time.Time, limit
 // UnclaimDelivery implements store.Webhooks.
 func (s *Store) UnclaimDelivery(ctx context.Context, d store.Delivery) error {
 	if _, err := s.exec(ctx, `UPDATE deliveries SET next_at = ? WHERE message = ? AND type = ? AND delivered_at IS NULL`,
-		d.NextAt.UTC().Format(timeLayout), d.MessageID, d.Type); err != nil {
+		stampOf(d.NextAt), d.MessageID, d.Type); err != nil {
 		return fmt.Errorf("give back delivery: %w", err)
 	}
 	return nil
@@ -216,7 +206,7 @@ func (s *Store) DeliveryDone(ctx context.Context, d store.Delivery, ok bool, nex
 			s.stamp(), d.MessageID, d.Type)
 	} else {
 		_, err = s.exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE message = ? AND type = ?`,
-			next.UTC().Format(timeLayout), errText, d.MessageID, d.Type)
+			stampOf(next), errText, d.MessageID, d.Type)
 	}
 	if err != nil {
 		return fmt.Errorf("record delivery: %w", err)

@@ -90,6 +90,15 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhooks WHERE type = ?`, b.Type).Scan(&hooked); err != nil {
 			return fmt.Errorf("read webhooks: %w", err)
 		}
+		var hookStmt *sql.Stmt // the type has a webhook: each new message owes a delivery
+		if hooked > 0 {
+			st, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (message, type, next_at) VALUES (?, ?, ?)`)
+			if err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+			defer st.Close()
+			hookStmt = st
+		}
 		for _, m := range b.Messages {
 			c := store.Committed{UID: m.UID}
 			ref, inSegment := refs[m.Meta.SHA256]
@@ -118,7 +127,7 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 					seg, off = ref.Segment, ref.Offset
 				}
 				res, err := msgStmt.ExecContext(ctx, c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From,
-					jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)), meta.Subject, date, now, jsonText(nonNilA(meta.Attachments)), m2m,
+					jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)), meta.Subject, date, now, jsonText(nonNil(meta.Attachments)), m2m,
 					jsonText(nonNil(meta.Problems)), meta.Failed, seg, off)
 				if err != nil {
 					return fmt.Errorf("store message uid %d: %w", m.UID, err)
@@ -139,8 +148,8 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 						return fmt.Errorf("store message uid %d: %w", m.UID, err)
 					}
 				}
-				if hooked > 0 {
-					if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (message, type, next_at) VALUES (?, ?, ?)`, c.ID, b.Type, now); err != nil {
+				if hookStmt != nil {
+					if _, err := hookStmt.ExecContext(ctx, c.ID, b.Type, now); err != nil {
 						return fmt.Errorf("queue webhook delivery: %w", err)
 					}
 				}
@@ -225,16 +234,10 @@ func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segmen
 	return out, nil
 }
 
-func nonNil(s []string) []string {
+// nonNil makes a nil list empty, so that it is stored as [] rather than null.
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilA(s []store.Attachment) []store.Attachment {
-	if s == nil {
-		return []store.Attachment{}
+		return []T{}
 	}
 	return s
 }
@@ -314,9 +317,9 @@ func scanMessage(row interface{ Scan(...any) error }) (store.Message, error) {
 		}
 	}
 	m.Date, _ = time.Parse(time.RFC3339, date)
-	m.ReceivedAt, _ = time.Parse(time.RFC3339Nano, received)
+	m.ReceivedAt = parseStamp(received)
 	if acked.Valid {
-		t, _ := time.Parse(time.RFC3339Nano, acked.String)
+		t := parseStamp(acked.String)
 		m.AckedAt = &t
 	}
 	return m, nil
@@ -334,11 +337,7 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 	if q.Unacked {
 		where = append(where, "acked_at IS NULL")
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, store.PageLimit(q.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -414,8 +413,7 @@ func (s *Store) Ack(ctx context.Context, id string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	t, _ := time.Parse(time.RFC3339Nano, at)
-	return t, nil
+	return parseStamp(at), nil
 }
 
 // AccountStates implements store.Mail.
@@ -439,9 +437,9 @@ func (s *Store) AccountStates(ctx context.Context) ([]store.AccountState, error)
 				return nil, err
 			}
 		}
-		a.LastPoll, _ = time.Parse(time.RFC3339Nano, lastPoll.String)
-		a.TokenExpires, _ = time.Parse(time.RFC3339Nano, tokenExp.String)
-		a.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+		a.LastPoll = parseStamp(lastPoll.String)
+		a.TokenExpires = parseStamp(tokenExp.String)
+		a.UpdatedAt = parseStamp(updated)
 		out = append(out, a)
 	}
 	return out, rows.Err()
@@ -457,7 +455,7 @@ func (s *Store) PutAccountState(ctx context.Context, a store.AccountState) error
 		if t.IsZero() {
 			return nil
 		}
-		return t.UTC().Format(timeLayout)
+		return stampOf(t)
 	}
 	_, err := s.exec(ctx, `INSERT INTO account_state (account_id, state, detail, last_error, last_poll, backlog, token_expires, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -482,64 +480,85 @@ func (s *Store) EmbedRaw(ctx context.Context, path string, progress func(int64))
 	}
 	defer c.Close()
 	c.SetMaxOpenConns(1)
-	var done int64
+	var done, after int64
 	for {
-		rows, err := c.QueryContext(ctx, `SELECT id, raw_segment, raw_offset, size, sha256 FROM messages WHERE raw_segment IS NOT NULL ORDER BY seq LIMIT 200`)
+		// 200 at a time, after the last one embedded (by seq, the primary key: each query starts
+		// where the previous one ended instead of passing over the messages embedded already).
+		refs, err := embedRefs(ctx, c, after)
 		if err != nil {
-			return fmt.Errorf("the copy's messages: %w", err)
-		}
-		type ref struct {
-			id, sum string
-			seg     segments.Ref
-		}
-		var refs []ref
-		for rows.Next() {
-			var r ref
-			if err := rows.Scan(&r.id, &r.seg.Segment, &r.seg.Offset, &r.seg.Length, &r.sum); err != nil {
-				rows.Close()
-				return fmt.Errorf("the copy's messages: %w", err)
-			}
-			refs = append(refs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return fmt.Errorf("the copy's messages: %w", err)
 		}
 		if len(refs) == 0 {
 			return nil
 		}
-		tx, err := c.BeginTx(ctx, nil)
+		n, err := s.embed(ctx, c, refs)
 		if err != nil {
-			return fmt.Errorf("write the copy: %w", err)
+			return err
 		}
-		for _, r := range refs {
-			b, err := s.raw.Read(r.seg)
-			if err == nil {
-				if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != r.sum {
-					err = fmt.Errorf("the bytes in segment %d at offset %d are not the message's (sha256 differs)", r.seg.Segment, r.seg.Offset)
-				}
-			}
-			if err != nil {
-				tx.Rollback()
-				return fmt.Errorf("message %s: %w: %w", r.id, store.ErrRawDamaged, err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO message_raw (id, raw) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET raw = excluded.raw`, r.id, b); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("write the copy: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE messages SET raw_segment = NULL, raw_offset = NULL WHERE id = ?`, r.id); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("write the copy: %w", err)
-			}
-			done += int64(len(b))
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("write the copy: %w", err)
-		}
+		done += n
+		after = refs[len(refs)-1].seq
 		if progress != nil {
 			progress(done)
 		}
 	}
+}
+
+// embedRef is a message of the copy whose bytes are still in a segment.
+type embedRef struct {
+	seq     int64
+	id, sum string
+	seg     segments.Ref
+}
+
+// embedRefs reads the next 200 messages of the copy, after seq after, whose bytes are in a segment.
+func embedRefs(ctx context.Context, c *sql.DB, after int64) ([]embedRef, error) {
+	rows, err := c.QueryContext(ctx, `SELECT seq, id, raw_segment, raw_offset, size, sha256 FROM messages WHERE raw_segment IS NOT NULL AND seq > ?
+		ORDER BY seq LIMIT 200`, after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var refs []embedRef
+	for rows.Next() {
+		var r embedRef
+		if err := rows.Scan(&r.seq, &r.id, &r.seg.Segment, &r.seg.Offset, &r.seg.Length, &r.sum); err != nil {
+			return nil, err
+		}
+		refs = append(refs, r)
+	}
+	return refs, rows.Err()
+}
+
+// embed copies the messages' bytes into the copy in one transaction, and returns how many bytes.
+func (s *Store) embed(ctx context.Context, c *sql.DB, refs []embedRef) (int64, error) {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("write the copy: %w", err)
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	var n int64
+	for _, r := range refs {
+		b, err := s.raw.Read(r.seg)
+		if err == nil {
+			if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != r.sum {
+				err = fmt.Errorf("the bytes in segment %d at offset %d are not the message's (sha256 differs)", r.seg.Segment, r.seg.Offset)
+			}
+		}
+		if err != nil {
+			return 0, fmt.Errorf("message %s: %w: %w", r.id, store.ErrRawDamaged, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_raw (id, raw) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET raw = excluded.raw`, r.id, b); err != nil {
+			return 0, fmt.Errorf("write the copy: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET raw_segment = NULL, raw_offset = NULL WHERE id = ?`, r.id); err != nil {
+			return 0, fmt.Errorf("write the copy: %w", err)
+		}
+		n += int64(len(b))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("write the copy: %w", err)
+	}
+	return n, nil
 }
 
 // ClaimAccount implements store.Mail.
@@ -557,7 +576,7 @@ func (s *Store) ClaimAccount(ctx context.Context, accountID int64, holder string
 		if err := tx.QueryRowContext(ctx, `SELECT holder, until FROM account_claims WHERE account_id = ?`, accountID).Scan(&c.Holder, &until); err != nil {
 			return err
 		}
-		c.Until, _ = time.Parse(time.RFC3339Nano, until)
+		c.Until = parseStamp(until)
 		c.Held = c.Holder == holder
 		return nil
 	})

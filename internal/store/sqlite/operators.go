@@ -45,7 +45,7 @@ func scanOperator(sc interface{ Scan(...any) error }, extra ...any) (store.Opera
 		return op, err
 	}
 	op.Role = store.Role(role)
-	op.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	op.CreatedAt = parseStamp(created)
 	return op, nil
 }
 
@@ -126,8 +126,8 @@ func (s *Store) SessionByHash(ctx context.Context, hash []byte, now time.Time) (
 		return ss, store.Operator{}, fmt.Errorf("read session: %w", err)
 	}
 	ss.Hash, ss.OperatorID = hash, op.ID
-	ss.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
-	ss.ExpiresAt, _ = time.Parse(time.RFC3339Nano, expires)
+	ss.CreatedAt = parseStamp(created)
+	ss.ExpiresAt = parseStamp(expires)
 	return ss, op, nil
 }
 

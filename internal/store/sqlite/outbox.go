@@ -39,22 +39,6 @@ func scanOutgoing(row interface{ Scan(...any) error }) (store.Outgoing, error) {
 	return m, nil
 }
 
-func parseStamp(s string) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
-}
-
-func jsonList(l []string) string {
-	if l == nil {
-		l = []string{}
-	}
-	b, _ := json.Marshal(l)
-	return string(b)
-}
-
 // EnqueueOutgoing implements store.Outbox: the record and the bytes in one transaction.
 func (s *Store) EnqueueOutgoing(ctx context.Context, m store.Outgoing) (store.Outgoing, error) {
 	if m.ID == "" {
@@ -62,16 +46,11 @@ func (s *Store) EnqueueOutgoing(ctx context.Context, m store.Outgoing) (store.Ou
 	}
 	now := s.now().UTC()
 	m.State, m.CreatedAt, m.NextAt, m.Size, m.Attempts = store.OutQueued, now, now, int64(len(m.Raw)), 0
-	if m.Recipients == nil {
-		m.Recipients = []string{}
-	}
-	if m.Bcc == nil {
-		m.Bcc = []string{}
-	}
+	m.Recipients, m.Bcc = nonNil(m.Recipients), nonNil(m.Bcc)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, sender, webshop, from_addr, recipients, bcc, subject, message_id, related_record, size, state,
 				created_at, next_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, m.Sender, m.Webshop, m.From, jsonList(m.Recipients), jsonList(m.Bcc), m.Subject, m.MessageID, m.RelatedRecord, m.Size, m.State,
+			m.ID, m.Sender, m.Webshop, m.From, jsonText(m.Recipients), jsonText(m.Bcc), m.Subject, m.MessageID, m.RelatedRecord, m.Size, m.State,
 			stampOf(now), stampOf(now), stampOf(now)); err != nil {
 			return fmt.Errorf("store outgoing message: %w", err)
 		}
@@ -131,9 +110,7 @@ func (s *Store) queryOutgoing(ctx context.Context, query string, args ...any) ([
 
 // OutgoingList implements store.Outbox.
 func (s *Store) OutgoingList(ctx context.Context, state store.OutgoingState, limit int) ([]store.Outgoing, error) {
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
+	limit = store.PageLimit(limit)
 	if state == "" {
 		return s.queryOutgoing(ctx, `SELECT `+outgoingColumns+` FROM outbox ORDER BY seq DESC LIMIT ?`, limit)
 	}
@@ -142,9 +119,7 @@ func (s *Store) OutgoingList(ctx context.Context, state store.OutgoingState, lim
 
 // DueOutgoing implements store.Outbox.
 func (s *Store) DueOutgoing(ctx context.Context, now time.Time, limit int) ([]store.Outgoing, error) {
-	if limit <= 0 || limit > store.MaxPage {
-		limit = store.MaxPage
-	}
+	limit = store.PageLimit(limit)
 	return s.queryOutgoing(ctx, `SELECT `+outgoingColumns+` FROM outbox WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, seq LIMIT ?`,
 		stampOf(now), limit)
 }
@@ -179,27 +154,22 @@ func (s *Store) OutgoingSent(ctx context.Context, id string, at time.Time, reply
 		WHERE id = ? AND state = 'sending'`, stampOf(at), reply, stampOf(at), id)
 }
 
-func errJSON(e store.ErrorRecord) string {
-	b, _ := json.Marshal(e)
-	return string(b)
-}
-
 // OutgoingRetry implements store.Outbox.
 func (s *Store) OutgoingRetry(ctx context.Context, id string, next time.Time, e store.ErrorRecord) error {
 	return s.transition(ctx, id, `UPDATE outbox SET state = 'queued', next_at = ?, last_error = ?, lease_until = NULL, updated_at = ?
-		WHERE id = ? AND state = 'sending'`, stampOf(next), errJSON(e), s.stamp(), id)
+		WHERE id = ? AND state = 'sending'`, stampOf(next), jsonText(e), s.stamp(), id)
 }
 
 // OutgoingFailed implements store.Outbox.
 func (s *Store) OutgoingFailed(ctx context.Context, id string, e store.ErrorRecord) error {
 	return s.transition(ctx, id, `UPDATE outbox SET state = 'failed', last_error = ?, lease_until = NULL, updated_at = ?
-		WHERE id = ? AND state = 'sending'`, errJSON(e), s.stamp(), id)
+		WHERE id = ? AND state = 'sending'`, jsonText(e), s.stamp(), id)
 }
 
 // OutgoingUnknown implements store.Outbox.
 func (s *Store) OutgoingUnknown(ctx context.Context, id string, e store.ErrorRecord) error {
 	return s.transition(ctx, id, `UPDATE outbox SET state = 'unknown', last_error = ?, lease_until = NULL, updated_at = ?
-		WHERE id = ? AND state = 'sending'`, errJSON(e), s.stamp(), id)
+		WHERE id = ? AND state = 'sending'`, jsonText(e), s.stamp(), id)
 }
 
 // RecoverOutgoing implements store.Outbox.

@@ -19,27 +19,6 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *Store) seal(sec settings.Secret, field string) ([]byte, error) {
-	if !sec.IsSet() {
-		return nil, nil
-	}
-	return s.sealer.Seal([]byte(sec.Reveal()), field)
-}
-
-func (s *Store) open(b []byte, field string) (settings.Secret, error) {
-	if b == nil {
-		return settings.Secret{}, nil
-	}
-	p, err := s.sealer.Open(b, field)
-	if err != nil {
-		return settings.Secret{}, fmt.Errorf("open sealed %w", err)
-	}
-	return settings.NewSecret(string(p)), nil
-}
-
-func userField(name string) string           { return "users[" + strings.ToLower(name) + "].exchangePassword" }
-func accountField(id int64, f string) string { return fmt.Sprintf("incoming[%d].%s", id, f) }
-
 // Config implements store.Store.
 func (s *Store) Config(ctx context.Context) (settings.Config, error) {
 	var c settings.Config
@@ -75,13 +54,13 @@ func (s *Store) system(ctx context.Context, q queryer) (settings.System, error) 
 	if err != nil {
 		return sys, fmt.Errorf("read system settings: %w", err)
 	}
-	if sys.Password, err = s.open(pw, "system.password"); err != nil {
+	if sys.Password, err = store.Unseal(s.sealer, pw, store.SystemPasswordField); err != nil {
 		return sys, err
 	}
-	if sys.ClientSecret, err = s.open(secret, "system.clientSecret"); err != nil {
+	if sys.ClientSecret, err = store.Unseal(s.sealer, secret, store.SystemClientSecretField); err != nil {
 		return sys, err
 	}
-	if sys.ClientKey, err = s.open(key, "system.clientKey"); err != nil {
+	if sys.ClientKey, err = store.Unseal(s.sealer, key, store.SystemClientKeyField); err != nil {
 		return sys, err
 	}
 	if expires != "" {
@@ -94,15 +73,15 @@ func (s *Store) system(ctx context.Context, q queryer) (settings.System, error) 
 
 // PutSystem implements store.Store.
 func (s *Store) PutSystem(ctx context.Context, sys settings.System, actor string) error {
-	pw, err := s.seal(sys.Password, "system.password")
+	pw, err := store.Seal(s.sealer, sys.Password, store.SystemPasswordField)
 	if err != nil {
 		return err
 	}
-	secret, err := s.seal(sys.ClientSecret, "system.clientSecret")
+	secret, err := store.Seal(s.sealer, sys.ClientSecret, store.SystemClientSecretField)
 	if err != nil {
 		return err
 	}
-	key, err := s.seal(sys.ClientKey, "system.clientKey")
+	key, err := store.Seal(s.sealer, sys.ClientKey, store.SystemClientKeyField)
 	if err != nil {
 		return err
 	}
@@ -181,7 +160,7 @@ func (s *Store) users(ctx context.Context, q queryer, name string) ([]settings.U
 		u.EmailMethod, u.EmailAddress, u.ExchangeUsername = fromNull[settings.EmailMethod](method), fromNull[string](addr), fromNull[string](user)
 		u.CopyToSelf, u.Signature = fromNull[settings.CopyToSelf](copy), fromNull[string](sig)
 		if pwSet {
-			sec, err := s.open(pw, userField(u.Name))
+			sec, err := store.Unseal(s.sealer, pw, store.UserPasswordField(u.Name))
 			if err != nil {
 				return nil, err
 			}
@@ -201,7 +180,7 @@ func (s *Store) PutUser(ctx context.Context, u settings.User, actor string) erro
 	var pw []byte
 	if u.ExchangePassword != nil {
 		var err error
-		if pw, err = s.seal(*u.ExchangePassword, userField(u.Name)); err != nil {
+		if pw, err = store.Seal(s.sealer, *u.ExchangePassword, store.UserPasswordField(u.Name)); err != nil {
 			return err
 		}
 	}
@@ -289,12 +268,12 @@ func (s *Store) accounts(ctx context.Context, q queryer, address string) ([]sett
 		if err := json.Unmarshal([]byte(avail), &a.AvailableTo); err != nil {
 			return nil, fmt.Errorf("read incoming account %s: available to: %w", a.Address, err)
 		}
-		if a.ExchangePassword, err = s.open(pw, accountField(a.ID, "exchangePassword")); err != nil {
+		if a.ExchangePassword, err = store.Unseal(s.sealer, pw, store.AccountPasswordField(a.ID)); err != nil {
 			return nil, err
 		}
 		a.ClientID, a.TenantID, a.AuthFlow = fromNull[string](clientID), fromNull[string](tenantID), fromNull[settings.AuthFlow](flow)
 		if secretSet {
-			sec, err := s.open(secret, accountField(a.ID, "clientSecret"))
+			sec, err := store.Unseal(s.sealer, secret, store.AccountClientSecretField(a.ID))
 			if err != nil {
 				return nil, err
 			}
@@ -375,23 +354,15 @@ func (s *Store) accountByID(ctx context.Context, tx *sql.Tx, id int64) (settings
 
 // writeAccount writes every field of an existing row.
 func (s *Store) writeAccount(ctx context.Context, tx *sql.Tx, a settings.IncomingAccount) error {
-	pw, err := s.seal(a.ExchangePassword, accountField(a.ID, "exchangePassword"))
+	pw, err := store.Seal(s.sealer, a.ExchangePassword, store.AccountPasswordField(a.ID))
 	if err != nil {
 		return err
 	}
 	var secret []byte
 	if a.ClientSecret != nil {
-		if secret, err = s.seal(*a.ClientSecret, accountField(a.ID, "clientSecret")); err != nil {
+		if secret, err = store.Seal(s.sealer, *a.ClientSecret, store.AccountClientSecretField(a.ID)); err != nil {
 			return err
 		}
-	}
-	avail := a.AvailableTo
-	if avail == nil {
-		avail = []string{}
-	}
-	availJSON, err := json.Marshal(avail)
-	if err != nil {
-		return err
 	}
 	var expires sql.NullString
 	if a.ClientSecretExpires != nil {
@@ -400,7 +371,7 @@ func (s *Store) writeAccount(ctx context.Context, tx *sql.Tx, a settings.Incomin
 	_, err = tx.ExecContext(ctx, `UPDATE incoming_accounts SET address = ?, type = ?, exchange_username = ?, exchange_password = ?, available_to = ?,
 		client_id = ?, tenant_id = ?, auth_flow = ?, client_secret = ?, client_secret_set = ?, client_secret_expires = ?,
 		folder = ?, processed_folder = ?, failed_folder = ?, leave_in_place = ?, poll_seconds = ?, updated_at = ? WHERE id = ?`,
-		a.Address, a.Type, a.ExchangeUsername, pw, string(availJSON), nullString(a.ClientID), nullString(a.TenantID), nullString(a.AuthFlow),
+		a.Address, a.Type, a.ExchangeUsername, pw, jsonText(nonNil(a.AvailableTo)), nullString(a.ClientID), nullString(a.TenantID), nullString(a.AuthFlow),
 		secret, a.ClientSecret != nil, expires, a.Folder, a.ProcessedFolder, a.FailedFolder, a.LeaveInPlace, int64(a.PollInterval/time.Second), s.stamp(), a.ID)
 	if err != nil {
 		return fmt.Errorf("write incoming account %s: %w", a.Address, err)

@@ -198,6 +198,12 @@ func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
 
 func stampOf(t time.Time) string { return t.UTC().Format(timeLayout) }
 
+// parseStamp reads a time stored by stamp or stampOf; the zero time for "" (NULL).
+func parseStamp(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
 // exec runs one writing statement (under wmu, as tx does).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	s.wmu.Lock()
@@ -246,7 +252,7 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error
 		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Entity, &e.Field, &e.Old, &e.New); err != nil {
 			return nil, err
 		}
-		e.At, _ = time.Parse(time.RFC3339Nano, at)
+		e.At = parseStamp(at)
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -3,12 +3,16 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf16"
 
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
@@ -26,6 +30,34 @@ var Secrets = []string{
 	"SuiteAccountPassword-9c2d",
 	"SuiteAccountOwnSecret~5b6e",
 	"-----BEGIN PRIVATE KEY-----SuiteKey-----END PRIVATE KEY-----",
+}
+
+// FindSecret reports how one of Secrets shows in b — as it is, UTF-16LE, base64 (standard or
+// URL-safe; the padded forms contain the unpadded) or hex (either case) — or nil when none does.
+// Implementations' tests run it over their files and tables.
+func FindSecret(b []byte) []byte {
+	for _, sec := range Secrets {
+		for _, enc := range encodings(sec) {
+			if bytes.Contains(b, enc) {
+				return enc
+			}
+		}
+	}
+	return nil
+}
+
+// encodings are the ways a secret could show up in a file or a table.
+func encodings(s string) [][]byte {
+	u16 := utf16.Encode([]rune(s))
+	le := make([]byte, 0, 2*len(u16))
+	for _, r := range u16 {
+		le = append(le, byte(r), byte(r>>8))
+	}
+	return [][]byte{
+		[]byte(s), le,
+		[]byte(base64.RawStdEncoding.EncodeToString([]byte(s))), []byte(base64.RawURLEncoding.EncodeToString([]byte(s))),
+		[]byte(hex.EncodeToString([]byte(s))), bytes.ToUpper([]byte(hex.EncodeToString([]byte(s)))),
+	}
 }
 
 // Run runs the suite.
