@@ -76,13 +76,7 @@ func adminCreate(e *env, args []string) error {
 }
 
 func adminList(e *env, args []string) error {
-	f := newFlags(e, "admin list", adminUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "admin list", adminUsage, args)
 	if err != nil {
 		return err
 	}
@@ -94,7 +88,7 @@ func adminList(e *env, args []string) error {
 	if ops == nil {
 		ops = []store.Operator{}
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, ops)
 	}
 	if len(ops) == 0 {

@@ -79,12 +79,11 @@ func (c *cli) run(args ...string) result { c.t.Helper(); return c.runIn("", args
 // want runs a command and checks its exit code and that stdout+stderr contain each fragment.
 func (c *cli) want(code int, args []string, fragments ...string) result {
 	c.t.Helper()
-	r := c.run(args...)
-	c.check(r, code, fragments...)
-	return r
+	return c.check(c.run(args...), code, fragments...)
 }
 
-func (c *cli) check(r result, code int, fragments ...string) {
+// check checks a result already run: its exit code and that stdout+stderr contain each fragment.
+func (c *cli) check(r result, code int, fragments ...string) result {
 	c.t.Helper()
 	if r.code != code {
 		c.t.Fatalf("%v: want exit %d, got %s", r, code, r)
@@ -94,6 +93,7 @@ func (c *cli) check(r result, code int, fragments ...string) {
 			c.t.Fatalf("output lacks %q:\n%s", f, r)
 		}
 	}
+	return r
 }
 
 func (c *cli) file(name, content string) string {
@@ -182,7 +182,7 @@ func TestSettingsEndToEnd(t *testing.T) {
 	}
 
 	// The password of WEBSHOP does not apply under the client-secret flow...
-	keep(c.check2(c.runIn(password+"\n", split("settings user set WEBSHOP --email-method exchange-online --email-address webshop@contoso.example --exchange-password-file -")...),
+	keep(c.check(c.runIn(password+"\n", split("settings user set WEBSHOP --email-method exchange-online --email-address webshop@contoso.example --exchange-password-file -")...),
 		1, "Password (Exchange) is not used with the authentication flow Client secret"))
 	keep(c.want(0, split("settings user set webshop --email-method exchange-online --email-address webshop@contoso.example"), "Saved the e-mail settings of WEBSHOP."))
 	keep(c.want(0, split("settings validate"), "The settings are complete and valid."))
@@ -191,7 +191,7 @@ func TestSettingsEndToEnd(t *testing.T) {
 	keep(c.want(0, split("settings system set --auth-flow username-password"),
 		"to do: users[WEBSHOP].exchangeUsername", "to do: users[WEBSHOP].exchangePassword"))
 	keep(c.want(1, split("settings validate"), "needs this user's Password (Exchange) (the webshop sends according to the user settings of WEBSHOP)"))
-	keep(c.check2(c.runIn(password+"\n", split("settings user set WEBSHOP --exchange-username webshop@contoso.example --exchange-password-file -")...), 0, "Saved"))
+	keep(c.check(c.runIn(password+"\n", split("settings user set WEBSHOP --exchange-username webshop@contoso.example --exchange-password-file -")...), 0, "Saved"))
 	keep(c.want(0, split("settings validate"), "The settings are complete and valid."))
 
 	// Effective settings with sources.
@@ -234,7 +234,7 @@ func TestSettingsEndToEnd(t *testing.T) {
 	keep(c.want(0, split("settings incoming add --address m2m@contoso.example --type monitor-to-monitor --available-to SALES,PURCHASE"),
 		"Saved", "to do: incoming[m2m@contoso.example].exchangePassword"))
 	keep(c.want(1, split("settings incoming add --address M2M@contoso.example --type general"), "already registered"))
-	keep(c.check2(c.runIn(password, split("settings incoming set m2m@contoso.example --exchange-username m2m@contoso.example --exchange-password-file -")...), 0, "Saved"))
+	keep(c.check(c.runIn(password, split("settings incoming set m2m@contoso.example --exchange-username m2m@contoso.example --exchange-password-file -")...), 0, "Saved"))
 	keep(c.want(0, split("settings validate"), "complete and valid"))
 	keep(c.want(0, split("settings system set --auth-flow client-secret")))
 	keep(c.want(2, split("settings system set --clear colour"), `unknown value "colour"`))
@@ -284,13 +284,6 @@ func TestSettingsEndToEnd(t *testing.T) {
 	}
 }
 
-// check2 checks a result already run.
-func (c *cli) check2(r result, code int, fragments ...string) result {
-	c.t.Helper()
-	c.check(r, code, fragments...)
-	return r
-}
-
 func TestDatabaseAndKeyFile(t *testing.T) {
 	c := newCLI(t)
 	db := filepath.Join(c.dir, "data", "mail.db")
@@ -321,7 +314,7 @@ func TestPostgres(t *testing.T) {
 	c.want(1, []string{"settings", "system", "set", "--email-method", "smtp", "--db", dsn}, "set INKORG_KEY_FILE")
 	c.env = append(c.env, "INKORG_KEY_FILE="+filepath.Join(c.dir, "pg.key"))
 	c.want(0, []string{"settings", "system", "set", "--email-method", "smtp", "--server-address", "mail.example.com", "--db", dsn}, "Created the key file", "Saved")
-	c.check2(c.runIn(password, "settings", "incoming", "add", "--address", "in@example.com", "--type", "general", "--exchange-username", "in", "--exchange-password-file", "-", "--db", dsn), 0, "Saved")
+	c.check(c.runIn(password, "settings", "incoming", "add", "--address", "in@example.com", "--type", "general", "--exchange-username", "in", "--exchange-password-file", "-", "--db", dsn), 0, "Saved")
 	c.want(0, []string{"settings", "validate", "--db", dsn}, "complete and valid")
 	r := c.want(0, []string{"settings", "audit", "--db", dsn}, "incoming[in@example.com].exchangePassword")
 	if strings.Contains(r.stdout, password) {

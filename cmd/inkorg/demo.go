@@ -13,7 +13,6 @@ import (
 
 	"inkorg/internal/api"
 	"inkorg/internal/cloud"
-
 	"inkorg/internal/emulator"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
@@ -31,18 +30,6 @@ and emulator/emulator.json with the emulator's addresses and credentials.
 Example:
   inkorg demo --dir ./demo --addr 127.0.0.1:8025
 `
-
-// demoAccounts are the incoming e-mail accounts the demo registers, one per mailbox of the default
-// scenario that serves a type.
-var demoAccounts = []struct {
-	local string
-	typ   settings.IncomingType
-}{
-	{"m2m", settings.TypeMonitorToMonitor},
-	{"invoices", settings.TypeSupplierInvoice},
-	{"orders", settings.TypeCustomerOrder},
-	{"info", settings.TypeGeneral},
-}
 
 func cmdDemo(e *env, args []string) error {
 	f := newFlags(e, "demo", demoUsage)
@@ -203,7 +190,16 @@ func seedDemo(ctx context.Context, st store.Store, emu *emulator.Emulator, actor
 			return err
 		}
 	}
-	for _, a := range demoAccounts {
+	// One incoming e-mail account per mailbox of the default scenario that serves a type.
+	for _, a := range []struct {
+		local string
+		typ   settings.IncomingType
+	}{
+		{"m2m", settings.TypeMonitorToMonitor},
+		{"invoices", settings.TypeSupplierInvoice},
+		{"orders", settings.TypeCustomerOrder},
+		{"info", settings.TypeGeneral},
+	} {
 		_, err := st.AddIncomingAccount(ctx, settings.IncomingAccount{Address: at(a.local), Type: a.typ}, actor)
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			return err

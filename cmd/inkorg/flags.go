@@ -87,6 +87,13 @@ func (f *cmdFlags) given() map[string]bool {
 	return m
 }
 
+// nothingToSet reports whether no flag but --db appeared: a set command given nothing to change.
+func (f *cmdFlags) nothingToSet() bool {
+	g := f.given()
+	delete(g, "db")
+	return len(g) == 0
+}
+
 // action is one subcommand of a command group (token create, admin list…).
 type action struct {
 	name string

@@ -93,9 +93,12 @@ func cliActor() string {
 }
 
 // run executes one command line and returns the exit code.
-func run(e *env, args []string) int {
-	err := dispatch(e, args)
+func run(e *env, args []string) int { return exitStatus(e, dispatch(e, args)) }
+
+// exitStatus prints what a command's error leaves to say and returns the exit code for it.
+func exitStatus(e *env, err error) int {
 	var ue *usageError
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
@@ -104,10 +107,8 @@ func run(e *env, args []string) int {
 		return 2
 	case errors.Is(err, errHelp):
 		return 0
-	case errors.As(err, new(exitCode)):
-		var c exitCode
-		errors.As(err, &c)
-		return int(c)
+	case errors.As(err, &code):
+		return int(code)
 	case errors.As(err, new(problemsError)):
 		return 1
 	default:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,35 +11,31 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"inkorg/internal/emulator"
+	"inkorg/internal/emulator/scenario"
 	"inkorg/internal/secrets"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
 	"inkorg/internal/store/sqlite"
 )
 
-// backlog is an emulator with n messages waiting in two mailboxes and a database whose settings
-// point at it: what serve works through in the operations tests.
-type backlog struct {
-	t      *testing.T
+// tenant is a running emulator and a database whose system settings point at it: Exchange Online
+// with the emulator's confidential app and its client secret.
+type tenant struct {
 	emu    *emulator.Emulator
 	c      *cli
 	db     string
-	n      int
 	secret string // the app's client secret, which must never be logged
-	token  string // the ERP's API token, which must never be logged
 }
 
-var backlogBoxes = []string{"m2m@contoso.example", "info@contoso.example"}
-
-func newBacklog(t *testing.T, n int) *backlog {
+// newTenant starts an emulator on sc (nil: the default scenario) and sets the system settings for it.
+func newTenant(t *testing.T, sc *scenario.Scenario) *tenant {
 	t.Helper()
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir()})
+	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,16 +45,34 @@ func newBacklog(t *testing.T, n int) *backlog {
 	t.Cleanup(func() { emu.Close() })
 	info := emu.Info()
 	c := newCLI(t)
-	b := &backlog{t: t, emu: emu, c: c, db: filepath.Join(c.dir, "inkorg.db"), n: n}
+	tn := &tenant{emu: emu, c: c, db: filepath.Join(c.dir, "inkorg.db")}
 	for _, a := range info.Apps {
 		if !a.PublicClient {
-			b.secret = a.ClientSecret
-			c.file("secret", a.ClientSecret)
-			c.want(0, []string{"settings", "system", "set", "--db", b.db, "--email-method", "exchange-online", "--client-id", a.ClientID,
-				"--tenant-id", info.TenantID, "--auth-flow", "client-secret", "--client-secret-file", filepath.Join(c.dir, "secret")}, "Saved")
-			break
+			tn.secret = a.ClientSecret
+			c.want(0, []string{"settings", "system", "set", "--db", tn.db, "--email-method", "exchange-online", "--client-id", a.ClientID,
+				"--tenant-id", info.TenantID, "--auth-flow", "client-secret", "--client-secret-file", c.file("secret", a.ClientSecret)}, "Saved")
+			return tn
 		}
 	}
+	t.Fatal("the emulator's scenario has no confidential app")
+	return nil
+}
+
+// backlog is a tenant with two incoming accounts, an API token, and n messages waiting in the two
+// mailboxes: what serve works through in the operations tests.
+type backlog struct {
+	*tenant
+	t     *testing.T
+	n     int
+	token string // the ERP's API token, which must never be logged
+}
+
+var backlogBoxes = []string{"m2m@contoso.example", "info@contoso.example"}
+
+func newBacklog(t *testing.T, n int) *backlog {
+	t.Helper()
+	b := &backlog{tenant: newTenant(t, nil), t: t, n: n}
+	c := b.c
 	c.want(0, []string{"settings", "incoming", "add", "--db", b.db, "--address", backlogBoxes[0], "--type", "monitor-to-monitor"}, "Saved")
 	c.want(0, []string{"settings", "incoming", "add", "--db", b.db, "--address", backlogBoxes[1], "--type", "general"}, "Saved")
 	r := c.want(0, []string{"token", "create", "erp", "--db", b.db})
@@ -74,32 +87,19 @@ func newBacklog(t *testing.T, n int) *backlog {
 	for i := range n {
 		raw := fmt.Appendf(nil, "From: sender%d@example.com\r\nTo: %s\r\nSubject: ops test %d\r\nMessage-ID: <ops-%d@example.com>\r\n\r\n%s\r\n",
 			i, backlogBoxes[i%2], i, i, strings.Repeat("y", 2000+i%700))
-		if _, err := emu.Store().Deliver(backlogBoxes[i%2], "INBOX", raw); err != nil {
+		if _, err := b.emu.Store().Deliver(backlogBoxes[i%2], "INBOX", raw); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return b
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's output and a test reading it meanwhile.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // serve starts "inkorg serve" on the backlog; the test's cleanup kills it if it still runs.
-func (b *backlog) serve(args ...string) (*exec.Cmd, *syncBuffer) {
+func (b *backlog) serve(args ...string) (*exec.Cmd, *lockedBuffer) {
 	b.t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--db", b.db, "--cloud", b.emu.InfoFile(), "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = b.c.env
-	var out syncBuffer
+	var out lockedBuffer
 	cmd.Stderr, cmd.Stdout = &out, &out
 	if err := cmd.Start(); err != nil {
 		b.t.Fatal(err)
@@ -133,7 +133,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func stop(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
+func stop(t *testing.T, cmd *exec.Cmd, out *lockedBuffer) {
 	t.Helper()
 	// A SIGTERM that arrives before the Go runtime has installed serve's handler kills the process
 	// outright: wait until the kernel says SIGTERM is caught (Linux's SigCgt mask, bit 15).
@@ -164,7 +164,7 @@ func stop(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
 	}
 }
 
-// openCopy opens a database with the backlog's key file.
+// open opens a database (the backlog's or a copy of it) with the backlog's key file.
 func (b *backlog) open(path string) *sqlite.Store {
 	b.t.Helper()
 	st, err := sqlite.Open(context.Background(), sqlite.Options{Path: path, Key: func(string) (*secrets.Sealer, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"os"
@@ -162,19 +163,13 @@ func printReason(e *env, m store.Outgoing) {
 
 // readInput reads a file, or standard input for "-".
 func readInput(e *env, p string) ([]byte, error) {
+	var b []byte
+	var err error
 	if p == "-" {
-		var b strings.Builder
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := e.stdin.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		return []byte(b.String()), nil
+		b, err = io.ReadAll(e.stdin)
+	} else {
+		b, err = os.ReadFile(p)
 	}
-	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("--body-file: %w", err)
 	}

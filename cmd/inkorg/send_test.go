@@ -1,34 +1,17 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"inkorg/internal/emulator"
 	"inkorg/internal/emulator/scenario"
 )
 
 func TestSendCommand(t *testing.T) {
 	sc := scenario.Default(time.Now())
 	sc.Tenants[0].SMTPAuthDisabled = true // the first send fails with 5.7.139; Graph then works
-	emu, err := emulator.New(emulator.Config{Dir: t.TempDir(), Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	var app emulator.InfoApp
-	for _, a := range emu.Info().Apps {
-		if !a.PublicClient {
-			app = a
-		}
-	}
-	c := newCLI(t)
-	c.want(0, []string{"settings", "system", "set", "--email-method", "exchange-online", "--client-id", app.ClientID, "--tenant-id", emu.Info().TenantID,
-		"--auth-flow", "client-secret", "--client-secret-file", c.file("secret.txt", app.ClientSecret)})
+	tn := newTenant(t, sc)
+	c, emu := tn.c, tn.emu
 	c.want(0, []string{"settings", "user", "set", "WEBSHOP", "--email-address", "webshop@contoso.example", "--signature-file", c.file("sig.txt", "Contoso Webshop")})
 	c.want(0, []string{"settings", "webshop", "set", "--email-method", "according-to-user-settings"})
 	body := c.file("body.txt", "Your order has shipped.")

@@ -76,39 +76,41 @@ func startService(ctx context.Context, st store.Store, cl cloud.Endpoints, addr 
 // ShutdownTimeout; the store and the cloud are already open).
 func startServiceConfig(ctx context.Context, st store.Store, cl cloud.Endpoints, cfg config.Serve, log *slog.Logger, now func() time.Time) (*service, error) {
 	s := &service{store: st, shutdownTimeout: cfg.ShutdownTimeout}
+	// started are the parts running so far; when a later one cannot start they stop, newest first.
+	var started []func() error
+	fail := func(err error) (*service, error) {
+		for i := len(started) - 1; i >= 0; i-- {
+			started[i]()
+		}
+		return nil, err
+	}
 	tokens := entra.New(entra.Config{Cloud: cl, Logger: log.With("component", "entra"), Clock: now})
 	s.ingest = ingest.New(ingest.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "ingest"), Clock: now, Reload: cfg.Reload})
 	if err := s.ingest.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start ingestion: %w", err)
+		return fail(fmt.Errorf("start ingestion: %w", err))
 	}
+	started = append(started, s.ingest.Close)
 	s.outbox = outbox.New(outbox.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "outbox"), Clock: now})
 	if err := s.outbox.Start(ctx); err != nil {
-		s.ingest.Close()
-		return nil, fmt.Errorf("start the outbox: %w", err)
+		return fail(fmt.Errorf("start the outbox: %w", err))
 	}
+	started = append(started, s.outbox.Close)
 	s.webhooks = webhook.New(webhook.Config{Store: st, Logger: log.With("component", "webhook"), Clock: now})
 	if err := s.webhooks.Start(ctx); err != nil {
-		s.outbox.Close()
-		s.ingest.Close()
-		return nil, fmt.Errorf("start webhooks: %w", err)
+		return fail(fmt.Errorf("start webhooks: %w", err))
 	}
+	started = append(started, s.webhooks.Close)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		s.webhooks.Close()
-		s.outbox.Close()
-		s.ingest.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Addr, err))
 	}
+	started = append(started, ln.Close)
 	s.ln = ln
 	doc := &doctor.Doctor{Tokens: tokens, Cloud: cl, Clock: now, Logger: log.With("component", "doctor")}
 	ui, err := web.New(web.Config{Store: st, API: api.New(api.Config{Store: st, Outbox: s.outbox, Logger: log.With("component", "api"), Clock: now}),
 		Validate: doc.CheckAccount, Logger: log.With("component", "web"), Clock: now})
 	if err != nil {
-		ln.Close()
-		s.webhooks.Close()
-		s.outbox.Close()
-		s.ingest.Close()
-		return nil, fmt.Errorf("start the web UI: %w", err)
+		return fail(fmt.Errorf("start the web UI: %w", err))
 	}
 	s.http = &http.Server{Handler: ui,
 		ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}

@@ -155,6 +155,19 @@ func afterSave(e *env, st store.Store, what string) error {
 	return nil
 }
 
+// openToShow parses the flags of a command that shows what is stored (--db and --json, no arguments)
+// and opens the store, which must already exist. The caller closes it.
+func openToShow(e *env, name, usage string, args []string) (st store.Store, asJSON bool, err error) {
+	f := newFlags(e, name, usage)
+	db := dbFlag(f)
+	j := f.Bool("json", false, "print JSON")
+	if err := f.parse(args); err != nil {
+		return nil, false, err
+	}
+	st, err = openStore(e, *db, true)
+	return st, *j, err
+}
+
 func printJSON(e *env, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
@@ -195,10 +208,10 @@ func systemSet(e *env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	g := f.given()
-	if len(g) == 0 || (len(g) == 1 && g["db"]) {
+	if f.nothingToSet() {
 		return f.usageErr("nothing to set")
 	}
+	g := f.given()
 	st, err := openStore(e, *db, false)
 	if err != nil {
 		return err
@@ -289,13 +302,7 @@ Example:
 `
 
 func systemShow(e *env, args []string) error {
-	f := newFlags(e, "settings system show", systemShowUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "settings system show", systemShowUsage, args)
 	if err != nil {
 		return err
 	}
@@ -304,7 +311,7 @@ func systemShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, s)
 	}
 	t := newTable(e, "System settings")

@@ -194,9 +194,7 @@ func incomingSet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	g := f.given()
-	delete(g, "db")
-	if len(g) == 0 {
+	if f.nothingToSet() {
 		return f.usageErr("nothing to set")
 	}
 	st, err := openStore(e, *db, true)
@@ -234,13 +232,7 @@ Example:
 `
 
 func incomingList(e *env, args []string) error {
-	f := newFlags(e, "settings incoming list", incomingListUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "settings incoming list", incomingListUsage, args)
 	if err != nil {
 		return err
 	}
@@ -253,7 +245,7 @@ func incomingList(e *env, args []string) error {
 	for _, a := range c.Accounts {
 		effective = append(effective, settings.ResolveAccount(c.System, a))
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, effective)
 	}
 	if len(effective) == 0 {

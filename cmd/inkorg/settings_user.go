@@ -19,10 +19,12 @@ Example:
     --exchange-username webshop@contoso.com --exchange-password-file - < password.txt
 `
 
-// userFieldNames maps --inherit names (flag names or field names) to field names.
-var userFieldNames = map[string]string{
-	"email-method": "emailMethod", "email-address": "emailAddress", "exchange-username": "exchangeUsername",
-	"exchange-password": "exchangePassword", "copy-to-self": "copyToSelf", "signature": "signature",
+// newUser is a user without e-mail settings of its own; the webshop's user is always named WEBSHOP.
+func newUser(name string) settings.User {
+	if settings.IsWebshopUser(name) {
+		return settings.User{Name: settings.WebshopUser}
+	}
+	return settings.User{Name: name}
 }
 
 func userSet(e *env, args []string) error {
@@ -39,11 +41,10 @@ func userSet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	g := f.given()
-	delete(g, "db")
-	if len(g) == 0 {
+	if f.nothingToSet() {
 		return f.usageErr("nothing to set")
 	}
+	g := f.given()
 	st, err := openStore(e, *db, false)
 	if err != nil {
 		return err
@@ -54,10 +55,7 @@ func userSet(e *env, args []string) error {
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		u = settings.User{Name: strings.TrimSpace(name)}
-		if settings.IsWebshopUser(name) {
-			u.Name = settings.WebshopUser
-		}
+		u = newUser(strings.TrimSpace(name))
 	}
 	var changed []string
 	if g["email-method"] {
@@ -93,23 +91,21 @@ func userSet(e *env, args []string) error {
 	}
 	if g["inherit"] {
 		for _, n := range strings.Split(*inherit, ",") {
-			field, ok := userFieldNames[strings.TrimSpace(n)]
-			if !ok {
-				return f.usageErr("--inherit: unknown field %q; use %s", n, "email-method, email-address, exchange-username, exchange-password, copy-to-self or signature")
-			}
-			switch field {
-			case "emailMethod":
+			switch strings.TrimSpace(n) {
+			case "email-method":
 				u.EmailMethod = nil
-			case "emailAddress":
+			case "email-address":
 				u.EmailAddress = nil
-			case "exchangeUsername":
+			case "exchange-username":
 				u.ExchangeUsername = nil
-			case "exchangePassword":
+			case "exchange-password":
 				u.ExchangePassword = nil
-			case "copyToSelf":
+			case "copy-to-self":
 				u.CopyToSelf = nil
 			case "signature":
 				u.Signature = nil
+			default:
+				return f.usageErr("--inherit: unknown field %q; use email-method, email-address, exchange-username, exchange-password, copy-to-self or signature", n)
 			}
 		}
 	}
@@ -158,10 +154,7 @@ func userShow(e *env, args []string) error {
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		u = settings.User{Name: name}
-		if settings.IsWebshopUser(name) {
-			u.Name = settings.WebshopUser
-		}
+		u = newUser(name)
 	}
 	if !*effective {
 		if *asJSON {
@@ -238,13 +231,7 @@ Example:
 `
 
 func userList(e *env, args []string) error {
-	f := newFlags(e, "settings user list", userListUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "settings user list", userListUsage, args)
 	if err != nil {
 		return err
 	}
@@ -253,7 +240,7 @@ func userList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if us == nil {
 			us = []settings.User{}
 		}

@@ -54,13 +54,7 @@ Example:
 `
 
 func webshopShow(e *env, args []string) error {
-	f := newFlags(e, "settings webshop show", webshopShowUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "settings webshop show", webshopShowUsage, args)
 	if err != nil {
 		return err
 	}
@@ -70,7 +64,7 @@ func webshopShow(e *env, args []string) error {
 		return err
 	}
 	w := settings.ResolveWebshop(c)
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, w)
 	}
 	if w.User == nil {
@@ -92,13 +86,7 @@ Example:
 `
 
 func validateCmd(e *env, args []string) error {
-	f := newFlags(e, "settings validate", validateUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "settings validate", validateUsage, args)
 	if err != nil {
 		return err
 	}
@@ -108,7 +96,7 @@ func validateCmd(e *env, args []string) error {
 		return err
 	}
 	ps := settings.Validate(c, settings.DateOf(e.now()))
-	if *asJSON {
+	if asJSON {
 		if ps == nil {
 			ps = settings.Problems{}
 		}

@@ -41,7 +41,8 @@ func newAPIToken() (string, error) {
 	return "ink_" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// checkName refuses a name that would be awkward in a list or a shell: 1–64 letters, digits, ".", "_", "-".
+// checkTokenName refuses a token's or an operator's name that would be awkward in a list or a shell:
+// 1–64 letters, digits, ".", "_", "-".
 func checkTokenName(what, name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("%s %q: use 1 to 64 characters", what, name)
@@ -109,13 +110,7 @@ type tokenView struct {
 }
 
 func tokenList(e *env, args []string) error {
-	f := newFlags(e, "token list", tokenListUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "token list", tokenListUsage, args)
 	if err != nil {
 		return err
 	}
@@ -133,7 +128,7 @@ func tokenList(e *env, args []string) error {
 		}
 		views = append(views, v)
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, views)
 	}
 	if len(views) == 0 {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,20 +36,7 @@ func (p *inproc) run(cmd func(*env, []string) error, stdin string, args ...strin
 	var out, errb bytes.Buffer
 	e := &env{ctx: context.Background(), stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		getenv: func(k string) string { return map[string]string{"INKORG_DB": p.db}[k] }, now: time.Now, actor: "cli:tester"}
-	err := cmd(e, args)
-	code := 0
-	var ue *usageError
-	switch {
-	case err == nil, errors.Is(err, errHelp):
-	case errors.As(err, &ue):
-		fmt.Fprintf(&errb, "inkorg: %s\n\n%s", ue.msg, ue.usage)
-		code = 2
-	case errors.As(err, new(problemsError)):
-		code = 1
-	default:
-		fmt.Fprintf(&errb, "inkorg: %v\n", err)
-		code = 1
-	}
+	code := exitStatus(e, cmd(e, args))
 	return result{code, out.String(), errb.String()}
 }
 

@@ -177,13 +177,7 @@ Example:
 `
 
 func webhookList(e *env, args []string) error {
-	f := newFlags(e, "webhook list", webhookListUsage)
-	db := dbFlag(f)
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, asJSON, err := openToShow(e, "webhook list", webhookListUsage, args)
 	if err != nil {
 		return err
 	}
@@ -195,7 +189,7 @@ func webhookList(e *env, args []string) error {
 	if list == nil {
 		list = []store.Webhook{}
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e, list) // the secret marshals as "set" / "not set"
 	}
 	if len(list) == 0 {
