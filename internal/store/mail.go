@@ -149,6 +149,7 @@ type MessageQuery struct {
 	After   int64                 // Seq cursor: messages with a greater Seq
 	Limit   int                   // at most this many (the store caps it)
 	Unacked bool                  // only messages not yet acknowledged
+	Newest  bool                  // the newest first (greatest Seq first) instead of the oldest
 }
 
 // MaxPage is the most messages one Messages call (or outgoing messages one OutgoingList or

@@ -98,28 +98,10 @@ func (h *Handler) messagesPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if t != "" && !t.Valid() {
 		t = ""
 	}
-	// The newest 200: walk to the end (the store pages oldest first) in the largest pages the store
-	// gives, keeping the last 200. The walk stops after 10,000 messages.
-	const shown, walked = 200, 10000
-	var out []store.Message
-	q := store.MessageQuery{Type: t, Limit: store.MaxPage}
-	for range walked / store.MaxPage {
-		page, err := h.cfg.Store.Messages(r.Context(), q)
-		if err != nil {
-			h.fail(w, r, s, err)
-			return
-		}
-		if len(page) == 0 {
-			break
-		}
-		out = append(out, page...)
-		if len(out) > shown {
-			out = out[len(out)-shown:]
-		}
-		q.After = page[len(page)-1].Seq
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	out, err := h.cfg.Store.Messages(r.Context(), store.MessageQuery{Type: t, Limit: 200, Newest: true})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
 	d := messagesData{base: h.base(r, s, "Messages"), Type: string(t), Messages: out,
 		Types: []option{{Value: "", Label: s.lang.T("All types"), Selected: t == ""}}}

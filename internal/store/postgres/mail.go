@@ -355,7 +355,7 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 		where = append(where, "acked_at IS NULL")
 	}
 	args = append(args, store.PageLimit(q.Limit))
-	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT $`+strconv.Itoa(len(args)), args...)
+	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq`+order(q.Newest)+` LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -372,6 +372,14 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
 	return out, nil
+}
+
+// order is the ORDER BY direction of a listing.
+func order(newest bool) string {
+	if newest {
+		return " DESC"
+	}
+	return ""
 }
 
 // Message implements store.Mail.

@@ -337,7 +337,7 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 	if q.Unacked {
 		where = append(where, "acked_at IS NULL")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, store.PageLimit(q.Limit))...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY seq`+order(q.Newest)+` LIMIT ?`, append(args, store.PageLimit(q.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -351,6 +351,14 @@ func (s *Store) Messages(ctx context.Context, q store.MessageQuery) ([]store.Mes
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// order is the ORDER BY direction of a listing.
+func order(newest bool) string {
+	if newest {
+		return " DESC"
+	}
+	return ""
 }
 
 // Message implements store.Mail.

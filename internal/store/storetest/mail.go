@@ -258,3 +258,34 @@ func testClaims(t *testing.T, s store.Store) {
 		t.Errorf("%d processes won the claim race", winners)
 	}
 }
+
+// testNewestFirst: Newest lists the greatest Seq first, with the filters and the cursor as usual.
+func testNewestFirst(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var ms []store.NewMessage
+	for i := range 30 {
+		ms = append(ms, NewMessage(i, uint32(i+1), ""))
+	}
+	_, err := s.CommitBatch(ctx, batch(1, 1, 30, ms...))
+	must(t, err)
+	all, err := s.Messages(ctx, store.MessageQuery{})
+	must(t, err)
+	newest, err := s.Messages(ctx, store.MessageQuery{Newest: true, Limit: 5})
+	must(t, err)
+	if len(all) != 30 || len(newest) != 5 {
+		t.Fatalf("%d messages, %d newest", len(all), len(newest))
+	}
+	for i, m := range newest {
+		if m.ID != all[29-i].ID {
+			t.Fatalf("newest[%d] = seq %d, want seq %d", i, m.Seq, all[29-i].Seq)
+		}
+	}
+	after, err := s.Messages(ctx, store.MessageQuery{Newest: true, After: all[27].Seq, Type: settings.TypeMonitorToMonitor})
+	must(t, err)
+	if len(after) != 2 || after[0].ID != all[29].ID || after[1].ID != all[28].ID {
+		t.Errorf("newest after a cursor: %+v", after)
+	}
+	if none, _ := s.Messages(ctx, store.MessageQuery{Newest: true, Type: settings.TypeGeneral}); len(none) != 0 {
+		t.Errorf("another type: %d", len(none))
+	}
+}

@@ -74,7 +74,7 @@ func Run(t *testing.T, open Open) {
 		{"Audit", testAudit},
 		{"Concurrent", testConcurrent},
 		{"Mail", testMail},
-		{"Claims", testClaims},
+		{"Claims", testClaims}, {"NewestFirst", testNewestFirst},
 		{"MailConcurrent", testMailConcurrent},
 		{"Tokens", testTokens},
 		{"Webhooks", testWebhooks}, {"DeliveryClaims", testDeliveryClaims},
