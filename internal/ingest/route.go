@@ -24,7 +24,7 @@ func (w *worker) route(uid uint32, raw []byte) store.NewMessage {
 	}
 	// The bodies' text is not stored (the ERP reads the raw message): not kept, which saves most of
 	// the parser's allocations.
-	parsed, err := mailparse.Parse(bytes.NewReader(raw), mailparse.Limits{SkipBodies: true})
+	parsed, err := mailparse.ParseBytes(raw, mailparse.Limits{SkipBodies: true})
 	if err != nil {
 		sum := sha256.Sum256(raw)
 		nm.Meta = store.Message{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(raw)), Failed: "not an e-mail message: " + err.Error()}

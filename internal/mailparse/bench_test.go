@@ -8,7 +8,8 @@ import (
 )
 
 // BenchmarkParse10KB parses the ingestion benchmark's 10 KB text message, with its body kept (as the
-// API's callers would) and without (as ingestion does).
+// API's callers would) and without (as ingestion does), from a reader (Parse) and in memory
+// (ParseBytes, as ingestion does).
 //
 //	go test -run '^$' -bench Parse -benchmem ./internal/mailparse/
 func BenchmarkParse10KB(b *testing.B) {
@@ -29,6 +30,15 @@ func BenchmarkParse10KB(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Parse(bytes.NewReader(raw), c.lim); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/bytes", func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseBytes(raw, c.lim); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -8,7 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf8"
+
+	"github.com/emersion/go-message/mail"
 )
 
 // seedFixtures adds every testdata/*.eml and a few hand-made oddities to f.
@@ -37,8 +40,21 @@ func seedFixtures(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	seedFixtures(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		lim := Limits{MaxText: 1 << 10, MaxParts: 50}
+		lim := Limits{MaxText: 1 << 10, MaxParts: 50, MaxHeaderBytes: 1 << 10}
 		m, err := Parse(bytes.NewReader(raw), lim)
+		// ParseBytes, with and without the bodies, is Parse of the same bytes; and Parse reading one
+		// byte at a time is Parse.
+		for _, l := range []Limits{lim, {MaxText: lim.MaxText, MaxParts: lim.MaxParts, MaxHeaderBytes: lim.MaxHeaderBytes, SkipBodies: true}} {
+			want, wantErr := Parse(bytes.NewReader(raw), l)
+			got, gotErr := ParseBytes(raw, l)
+			if !reflect.DeepEqual(got, want) || (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("ParseBytes (SkipBodies %v) = %+v, %v\nParse = %+v, %v", l.SkipBodies, got, gotErr, want, wantErr)
+			}
+			slow, slowErr := Parse(iotest.OneByteReader(bytes.NewReader(raw)), l)
+			if !reflect.DeepEqual(slow, want) || (slowErr == nil) != (wantErr == nil) {
+				t.Fatalf("Parse one byte at a time (SkipBodies %v) = %+v, %v\nParse = %+v, %v", l.SkipBodies, slow, slowErr, want, wantErr)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrNotAMessage) {
 				t.Fatalf("Parse: unexpected error %v", err)
@@ -108,6 +124,35 @@ func FuzzClassifyM2M(f *testing.F) {
 		}
 		if len(got.DocumentNumber) > maxNumberLen {
 			t.Fatalf("document number too long: %q", got.DocumentNumber)
+		}
+	})
+}
+
+// FuzzPlainAddresses checks the shortcut for simple address lists against the full parser: whatever it
+// accepts, the full parser reads the same way.
+func FuzzPlainAddresses(f *testing.F) {
+	for _, s := range []string{
+		"Customer 1 <customer1@example.com>", "a@b", "a@b, c@d", "a@b,c@d", "A. B. <a.b@c.d>", "x <.a@b>", "x <a..b@c>",
+		"a@b.", "=?utf-8?q?x?= <a@b>", `"A" <a@b>`, "a@b (c)", "g: a@b;", "x  y <a@b>", "<a@b>", " a@b", "a@b ", "a@[1.2.3.4]",
+		"A <a@b>, B <c@d>", "a@b,", ",a@b", "a <b@c> d", "a b@c", "ä <a@b>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, ok := plainAddresses(v)
+		if !ok {
+			return
+		}
+		list, err := mail.ParseAddressList(v)
+		if err != nil {
+			t.Fatalf("plainAddresses(%q) = %+v, the parser fails: %v", v, got, err)
+		}
+		want := make([]Address, 0, len(list))
+		for _, a := range list {
+			want = append(want, Address{Name: a.Name, Address: a.Address})
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("plainAddresses(%q) = %+v, the parser says %+v", v, got, want)
 		}
 	})
 }

@@ -45,7 +45,8 @@ func parseFixture(t *testing.T, path string) golden {
 	return golden{Message: m, M2M: ClassifyM2M(m, AttachmentOpener(open))}
 }
 
-// TestChunkingDoesNotMatter parses every fixture one byte at a time and compares with a whole read.
+// TestChunkingDoesNotMatter parses every fixture one byte at a time and in memory (ParseBytes) and
+// compares with a whole read.
 func TestChunkingDoesNotMatter(t *testing.T) {
 	for _, path := range fixtures(t) {
 		raw, err := os.ReadFile(path)
@@ -56,14 +57,19 @@ func TestChunkingDoesNotMatter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		a, _ := json.Marshal(whole)
 		bytewise, err := Parse(iotest.OneByteReader(bytes.NewReader(raw)), Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, _ := json.Marshal(whole)
-		b, _ := json.Marshal(bytewise)
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s: one byte at a time:\n%s\nwhole:\n%s", path, b, a)
+		inMemory, err := ParseBytes(raw, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for how, m := range map[string]*Message{"one byte at a time": bytewise, "in memory": inMemory} {
+			if b, _ := json.Marshal(m); !bytes.Equal(a, b) {
+				t.Errorf("%s: %s:\n%s\nwhole:\n%s", path, how, b, a)
+			}
 		}
 	}
 }

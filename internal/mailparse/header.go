@@ -31,7 +31,7 @@ func singleField(key string) bool {
 // line without a field is ignored, 8-bit values that are not UTF-8 are read as windows-1252, and a line
 // that is not a header field ends the header and starts the body (returned as rest). It fails only
 // when there is no header field at all.
-func (p *parser) readHeader(br *bufio.Reader) (h mtextproto.Header, rest []byte, err error) {
+func (p *parser) readHeader(br source) (h mtextproto.Header, rest []byte, err error) {
 	budget := p.lim.MaxHeaderBytes
 	var key string
 	var val []byte
@@ -101,23 +101,27 @@ func (p *parser) readHeader(br *bufio.Reader) (h mtextproto.Header, rest []byte,
 			return h, nil, ErrNotAMessage
 		}
 		p.problemf("header: malformed line %q ends the header; it is read as body", clip(string(content), 60))
-		return h, line, nil
+		return h, bytes.Clone(line), nil
 	}
 }
 
-// readLine returns the next line including its end of line, reading at most *budget bytes; over
-// reports that the budget ran out (line then holds what was read).
-func readLine(br *bufio.Reader, budget *int64) (line []byte, over bool, err error) {
+// readLine returns the next line including its end of line; over reports that the line goes beyond
+// *budget bytes (line then holds what was read of it: up to its end, or to the end of the read that
+// crossed the budget; nothing read is dropped). A line read in one piece is returned in place (valid
+// until the next read).
+func readLine(br source, budget *int64) (line []byte, over bool, err error) {
 	for {
 		frag, e := br.ReadSlice('\n')
+		if line == nil && e != bufio.ErrBufferFull && int64(len(frag)) <= *budget {
+			*budget -= int64(len(frag))
+			return frag, false, e
+		}
+		line = append(line, frag...)
 		if int64(len(frag)) > *budget {
-			frag = frag[:*budget]
-			line = append(line, frag...)
 			*budget = 0
 			return line, true, nil
 		}
 		*budget -= int64(len(frag))
-		line = append(line, frag...)
 		if e == bufio.ErrBufferFull {
 			continue
 		}
@@ -139,6 +143,9 @@ func validKey(k []byte) bool {
 
 // unfold joins the lines of a folded field value with single spaces, as go-message does.
 func unfold(v []byte) string {
+	if i := bytes.IndexByte(v, '\n'); i < 0 || i == len(v)-1 { // not folded: one string
+		return string(bytes.Trim(v, " \t\r\n"))
+	}
 	var b strings.Builder
 	for _, seg := range bytes.Split(v, []byte("\n")) {
 		seg = bytes.Trim(seg, " \t\r")
@@ -205,6 +212,9 @@ func (p *parser) addresses(h mail.Header, key string) []Address {
 	if v == "" {
 		return nil
 	}
+	if list, ok := plainAddresses(v); ok {
+		return list
+	}
 	list, err := h.AddressList(key)
 	if err == nil {
 		out := make([]Address, 0, len(list))
@@ -244,6 +254,71 @@ func (p *parser) addresses(h mail.Header, key string) []Address {
 		out = append(out, a)
 	}
 	return out
+}
+
+// plainAddresses reads the common, simple form of an address list without the full RFC 5322 parser:
+// addresses "local@domain" or "Display Name <local@domain>", separated by "," or ", ", where every
+// word and both halves of the address are atoms of printable ASCII (dots only inside the address's
+// halves and names). Anything else (quotes, comments, encoded words, groups, other blanks, 8-bit)
+// gives ok false, and the caller parses the value fully; when ok, the result is the full parser's
+// (FuzzPlainAddresses).
+func plainAddresses(v string) (list []Address, ok bool) {
+	if strings.Contains(v, "=?") {
+		return nil, false
+	}
+	for {
+		var a Address
+		if lt := strings.IndexByte(v, '<'); lt >= 0 && (strings.IndexByte(v, ',') < 0 || lt < strings.IndexByte(v, ',')) {
+			if lt < 2 || v[lt-1] != ' ' {
+				return nil, false
+			}
+			name := v[:lt-1]
+			for w := range strings.SplitSeq(name, " ") {
+				if !plainAtom(w, true) {
+					return nil, false
+				}
+			}
+			gt := strings.IndexByte(v, '>')
+			if gt < lt {
+				return nil, false
+			}
+			a = Address{Name: name, Address: v[lt+1 : gt]}
+			v = v[gt+1:]
+		} else {
+			end := strings.IndexByte(v, ',')
+			if end < 0 {
+				end = len(v)
+			}
+			a.Address, v = v[:end], v[end:]
+		}
+		local, domain, found := strings.Cut(a.Address, "@")
+		if !found || !plainAtom(local, false) || !plainAtom(domain, false) {
+			return nil, false
+		}
+		list = append(list, a)
+		if v == "" {
+			return list, true
+		}
+		if v[0] != ',' {
+			return nil, false
+		}
+		v = strings.TrimPrefix(v[1:], " ")
+	}
+}
+
+// plainAtom: s is a non-empty run of RFC 5322 atext in printable ASCII, with dots only between
+// characters (not first, not last, not two in a row); in a name (display-name word), dots anywhere.
+func plainAtom(s string, name bool) bool {
+	if s == "" || (!name && (s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, ".."))) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c > '~' || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) msgIDList(h mail.Header, key string) []string {

@@ -23,6 +23,7 @@ package mailparse
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -138,6 +139,20 @@ func Parse(r io.Reader, limits Limits) (*Message, error) {
 	return p.msg, nil
 }
 
+// ParseBytes is Parse of a message already in memory: the same result as Parse(bytes.NewReader(raw),
+// limits), with less work (the hash in one call, header lines and a plain text body read in place
+// instead of copied through buffers). raw is not modified nor kept.
+func ParseBytes(raw []byte, limits Limits) (*Message, error) {
+	p := newParser(limits.withDefaults(), -1, nil)
+	if err := p.runSource(&byteSource{b: raw}); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	p.msg.Size = int64(len(raw))
+	p.msg.SHA256 = hex.EncodeToString(sum[:])
+	return p.msg, nil
+}
+
 // Extract streams the decoded bytes of attachment number index (as numbered by Parse) of the raw message
 // in r to w and returns its metadata. It stops reading r once the attachment is written. The error wraps
 // ErrNoSuchAttachment when there is no such attachment, ErrNotAMessage when r has no header, or the
@@ -165,19 +180,69 @@ func Extract(r io.Reader, index int, w io.Writer) (Attachment, error) {
 }
 
 // run parses the header and walks the body.
-func (p *parser) run(r io.Reader) error {
-	br := bufio.NewReader(r)
-	h, rest, err := p.readHeader(br)
+func (p *parser) run(r io.Reader) error { return p.runSource(bufio.NewReader(r)) }
+
+// source is what the parser reads a message from: lines of the top-level header, then the body.
+// A bufio.Reader for a stream; a byteSource for a message in memory.
+type source interface {
+	io.Reader
+	// ReadSlice reads through the first delim as bufio.Reader.ReadSlice does (the slice is valid
+	// until the next read).
+	ReadSlice(delim byte) ([]byte, error)
+}
+
+func (p *parser) runSource(src source) error {
+	h, rest, err := p.readHeader(src)
 	if err != nil {
 		return err
 	}
-	var body io.Reader = br
+	var body io.Reader = src
 	if len(rest) > 0 {
-		body = io.MultiReader(newBytesReader(rest), br)
+		body = io.MultiReader(newBytesReader(rest), src)
 	}
 	p.headerFields(mail.Header{Header: message.Header{Header: h}})
 	p.entity(h, body, "", 0, "text/plain")
 	return nil
+}
+
+// byteSource reads a message held in memory without copying it: ReadSlice returns a line in place (never
+// bufio.ErrBufferFull), and a text body is checked in place (checkText).
+type byteSource struct {
+	b   []byte
+	off int
+}
+
+func (s *byteSource) ReadSlice(delim byte) ([]byte, error) {
+	rest := s.b[s.off:]
+	if i := bytes.IndexByte(rest, delim); i >= 0 {
+		s.off += i + 1
+		return rest[:i+1], nil
+	}
+	s.off = len(s.b)
+	return rest, io.EOF
+}
+
+func (s *byteSource) Read(b []byte) (int, error) {
+	if s.off >= len(s.b) {
+		return 0, io.EOF
+	}
+	n := copy(b, s.b[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// WriteTo makes draining a part (io.Copy to io.Discard) one call.
+func (s *byteSource) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(s.b[s.off:])
+	s.off += n
+	return int64(n), err
+}
+
+// next returns the next n bytes (fewer at the end) in place, as read.
+func (s *byteSource) next(n int) []byte {
+	b := s.b[s.off:min(len(s.b), s.off+n)]
+	s.off += len(b)
+	return b
 }
 
 // countingReader counts bytes and remembers the first error of the underlying reader (other than

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -103,7 +104,8 @@ func (p *parser) entity(h textproto.Header, body io.Reader, section string, dept
 // boundary), the body is kept as text so that nothing is silently lost.
 func (p *parser) multipart(body io.Reader, ct, boundary, section string, depth int) {
 	pre := &preamble{max: p.lim.MaxText}
-	mr := textproto.NewMultipartReader(io.TeeReader(body, pre), boundary)
+	tee := io.TeeReader(body, pre)
+	mr := textproto.NewMultipartReader(tee, boundary)
 	defType := "text/plain"
 	if ct == "multipart/digest" {
 		defType = "message/rfc822"
@@ -129,6 +131,9 @@ func (p *parser) multipart(body io.Reader, ct, boundary, section string, depth i
 		n++
 		pre.done = true
 		p.entity(part.Header, part, childPath(section, n), depth+1, defType)
+	}
+	if n == 0 { // the text kept is the whole body, not what the reader happened to read before it gave up
+		io.Copy(io.Discard, tee)
 	}
 	if n == 0 && !p.haveText && pre.buf.Len() > 0 {
 		p.haveText = true
@@ -237,11 +242,28 @@ func (p *parser) transferDecode(enc string, body io.Reader, w string) io.Reader 
 	case "quoted-printable":
 		return quotedprintable.NewReader(body)
 	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, &base64Filter{r: body})
+		return base64Errors{base64.NewDecoder(base64.StdEncoding, &base64Filter{r: body})}
 	default:
 		p.problemf("%s: unknown Content-Transfer-Encoding %q; kept undecoded", w, clip(enc, 40))
 		return body
 	}
+}
+
+// errBase64 replaces encoding/base64's CorruptInputError, whose offset counts from the start of the
+// decoder's current read (so it would depend on how the message was read, and it means nothing to a
+// reader of Problems).
+var errBase64 = errors.New("illegal base64 data")
+
+// base64Errors reports errBase64 for any corrupt input.
+type base64Errors struct{ r io.Reader }
+
+func (b base64Errors) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	var corrupt base64.CorruptInputError
+	if errors.As(err, &corrupt) {
+		err = errBase64
+	}
+	return n, err
 }
 
 // base64Filter drops blanks and tabs (continuation indents that some mailers put into base64 bodies);
@@ -299,6 +321,19 @@ func (p *parser) readText(dec io.Reader, cs, w string) (string, bool, error) {
 // bytes are checked for UTF-8 a chunk at a time (a rune cut by a chunk's end is carried into the next
 // chunk; one cut by the limit does not count).
 func (p *parser) checkText(r io.Reader, w string) error {
+	if src, ok := r.(*byteSource); ok { // in memory: checked in place, the same way
+		b := src.next(p.lim.MaxText + 1)
+		if len(b) > p.lim.MaxText {
+			b = b[:p.lim.MaxText]
+			if i := cutRune(b); i >= 0 { // cut by the limit
+				b = b[:i]
+			}
+		}
+		if !utf8.Valid(b) {
+			p.problemf("%s: 8-bit text that is not UTF-8, read as windows-1252", w)
+		}
+		return nil
+	}
 	buf := make([]byte, 4<<10)
 	limit := p.lim.MaxText
 	var carry [utf8.UTFMax]byte
