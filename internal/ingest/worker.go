@@ -498,32 +498,42 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 // the cursor never jumps over one that did not arrive — the last UID dealt with, and how many UIDs
 // that is. A batch ends early when it holds BatchBytes.
 func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last uint32, consumed int, err error) {
+	// Messages are parsed while the next ones are read, by one goroutine per core that lives as long as
+	// the fetch (a goroutine per message grew a new stack for each).
+	type fetched struct {
+		uid uint32
+		raw []byte
+	}
 	var (
-		mu   sync.Mutex
-		got  = map[uint32]store.NewMessage{}
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, runtime.GOMAXPROCS(0))
-		size int
+		mu    sync.Mutex
+		got   = map[uint32]store.NewMessage{}
+		wg    sync.WaitGroup
+		procs = runtime.GOMAXPROCS(0)
+		todo  = make(chan fetched, procs)
+		size  int
 	)
+	for range procs {
+		wg.Go(func() {
+			for f := range todo {
+				nm := w.route(f.uid, f.raw)
+				mu.Lock()
+				got[f.uid] = nm
+				mu.Unlock()
+			}
+		})
+	}
 	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
 		raw, err := readAll(f.Body, f.Size)
 		if err != nil {
 			return err
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(uid uint32) {
-			defer func() { <-sem; wg.Done() }()
-			nm := w.route(uid, raw)
-			mu.Lock()
-			got[uid] = nm
-			mu.Unlock()
-		}(f.UID)
+		todo <- fetched{f.UID, raw}
 		if size += len(raw); size >= w.cfg.BatchBytes {
 			return errBatchFull
 		}
 		return nil
 	})
+	close(todo)
 	wg.Wait()
 	complete := ferr == nil
 	if errors.Is(ferr, errBatchFull) {
