@@ -45,6 +45,106 @@ func jsonText(v any) string {
 	return string(b)
 }
 
+// jsonStrings is jsonText(v), with [] for nil rather than null. The usual lists are written without
+// encoding/json (a tenth of the cost): none, or addresses of printable ASCII that JSON writes as
+// they are, between quotes; any other list is left to json.Marshal, so the text is always its.
+func jsonStrings(v []string) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	n := 1 + len(v)*3
+	for _, s := range v {
+		if !plainJSON(s) {
+			return jsonText(v)
+		}
+		n += len(s)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('[')
+	for i, s := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// plainJSON reports whether json.Marshal writes s as it is, between quotes: printable ASCII
+// without the characters it escapes (" \ and, for HTML, < > &).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// jsonList is jsonText(v), with [] for nil rather than null (and for none without encoding/json).
+func jsonList[T any](v []T) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	return jsonText(v)
+}
+
+// The statements of CommitBatch and appendRaw, prepared once (see prepared).
+const (
+	qCursorValidity = `SELECT uidvalidity FROM cursors WHERE account_id = ? AND folder = ?`
+	qHooked         = `SELECT count(*) FROM webhooks WHERE type = ?`
+	qFindSHA        = `SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`
+	qInsertRaw      = `INSERT INTO message_raw (id, raw) VALUES (?, ?)`
+	qAdvanceCursor  = `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`
+	qMarkMoved = `UPDATE message_uids SET moved_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ?
+			AND uid BETWEEN ? AND ? AND moved_at IS NULL`
+)
+
+// commitQueries are the statements of fixed text of commitBatch (read-only).
+var commitQueries = []string{qCursorValidity, qHooked, qFindSHA, qInsertRaw, qAdvanceCursor}
+
+// The statements of several rows (read-only).
+var (
+	// insertMessages writes new messages, several a statement, after the arguments the batch's
+	// messages share: account_id, account, type, received_at. A message whose bytes the account has
+	// already (earlier in the statement or before) is not written, nor counted in RowsAffected. OR IGNORE rather than ON CONFLICT
+	// (account_id, sha256) DO NOTHING, the same here (no value is NULL; an id taken already, which
+	// the random part of the ids rules out, would be caught as a message not written): a statement
+	// that can fail half-way has SQLite copy every page it changes that an earlier statement of
+	// the transaction changed too to a statement journal (a temporary file; a third of the CPU).
+	insertMessages = multiRow{
+		head: `INSERT OR IGNORE INTO messages (account_id, account, type, received_at, id, message_id, sha256, size, from_addr, to_addrs, cc_addrs,
+				subject, date, attachments, m2m, problems, failed, raw_segment, raw_offset) VALUES `,
+		row: `(?1, ?2, ?3, ?4, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		max: 64,
+	}
+	// insertUIDs records where each message was found, after account_id, folder, uidvalidity.
+	insertUIDs = multiRow{
+		head: `INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest) VALUES `,
+		row:  `(?1, ?2, ?3, ?, ?, ?)`,
+		tail: ` ON CONFLICT DO NOTHING`,
+		max:  128,
+	}
+	// insertDeliveries queues webhook deliveries, after type and next_at.
+	insertDeliveries = multiRow{
+		head: `INSERT INTO deliveries (type, next_at, message) VALUES `,
+		row:  `(?1, ?2, ?)`,
+		max:  128,
+	}
+	// findSHAs and findIDs take the account's id, then the sha256 values.
+	findSHAs = multiRow{head: `SELECT sha256 FROM messages WHERE account_id = ? AND sha256 IN (`, row: `?`, tail: `)`, max: 512}
+	findIDs  = multiRow{head: `SELECT sha256, id FROM messages WHERE account_id = ? AND sha256 IN (`, row: `?`, tail: `)`, max: 512}
+)
+
+// msgWidth is the number of arguments of a row of insertMessages (after the shared ones).
+const msgWidth = 15
+
 // CommitBatch implements store.Mail.
 func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committed, error) {
 	if err := store.CheckBatch(b); err != nil {
@@ -56,127 +156,15 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	if err != nil {
 		return nil, err
 	}
+	if err := s.prepareAll(ctx, commitQueries, insertMessages, insertUIDs, insertDeliveries, findIDs); err != nil {
+		return nil, err
+	}
 	out := make([]store.Committed, 0, len(b.Messages))
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		now := s.stamp()
 		out = out[:0]
-		var validity uint32
-		switch err := tx.QueryRowContext(ctx, `SELECT uidvalidity FROM cursors WHERE account_id = ? AND folder = ?`, b.AccountID, b.Folder).Scan(&validity); {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("read cursor: %w", err)
-		case validity != b.UIDValidity:
-			return fmt.Errorf("folder %s: %w (cursor %d, batch %d)", b.Folder, store.ErrUIDValidity, validity, b.UIDValidity)
-		}
-		// Prepared once per batch: parsing the SQL again for every message cost a fifth of the CPU.
-		var stmts [3]*sql.Stmt
-		for i, q := range []string{
-			`SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`,
-			`INSERT INTO messages (id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs,
-				subject, date, received_at, attachments, m2m, problems, failed, raw_segment, raw_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (account_id, sha256) DO NOTHING`,
-			`INSERT INTO message_raw (id, raw) VALUES (?, ?)`,
-		} {
-			st, err := tx.PrepareContext(ctx, q)
-			if err != nil {
-				return fmt.Errorf("prepare: %w", err)
-			}
-			defer st.Close()
-			stmts[i] = st
-		}
-		dupStmt, msgStmt, rawStmt := stmts[0], stmts[1], stmts[2]
-		uidRows := make([]any, 0, 6*len(b.Messages))
-		var hooked int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhooks WHERE type = ?`, b.Type).Scan(&hooked); err != nil {
-			return fmt.Errorf("read webhooks: %w", err)
-		}
-		var hookStmt *sql.Stmt // the type has a webhook: each new message owes a delivery
-		if hooked > 0 {
-			st, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (message, type, next_at) VALUES (?, ?, ?)`)
-			if err != nil {
-				return fmt.Errorf("prepare: %w", err)
-			}
-			defer st.Close()
-			hookStmt = st
-		}
-		for _, m := range b.Messages {
-			c := store.Committed{UID: m.UID}
-			ref, inSegment := refs[m.Meta.SHA256]
-			var err error
-			if !inSegment { // known before this batch, most likely: look first
-				err = dupStmt.QueryRowContext(ctx, b.AccountID, m.Meta.SHA256).Scan(&c.ID)
-			} else { // new, most likely: insert first (a conflict below means a copy after all)
-				err = sql.ErrNoRows
-			}
-			switch {
-			case err == nil:
-				c.Duplicate = true
-			case errors.Is(err, sql.ErrNoRows):
-				c.ID = store.NewMessageID(s.now())
-				meta := m.Meta
-				var m2m any
-				if meta.M2M != nil {
-					m2m = jsonText(meta.M2M)
-				}
-				date := ""
-				if !meta.Date.IsZero() {
-					date = meta.Date.UTC().Format(time.RFC3339)
-				}
-				var seg, off any
-				if inSegment {
-					seg, off = ref.Segment, ref.Offset
-				}
-				res, err := msgStmt.ExecContext(ctx, c.ID, b.AccountID, b.Account, b.Type, meta.MessageID, meta.SHA256, len(m.Raw), meta.From,
-					jsonText(nonNil(meta.To)), jsonText(nonNil(meta.Cc)), meta.Subject, date, now, jsonText(nonNil(meta.Attachments)), m2m,
-					jsonText(nonNil(meta.Problems)), meta.Failed, seg, off)
-				if err != nil {
-					return fmt.Errorf("store message uid %d: %w", m.UID, err)
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return fmt.Errorf("store message uid %d: %w", m.UID, err)
-				} else if n == 0 { // the same bytes earlier in this batch
-					if err := dupStmt.QueryRowContext(ctx, b.AccountID, meta.SHA256).Scan(&c.ID); err != nil {
-						return fmt.Errorf("store message uid %d: %w", m.UID, err)
-					}
-					c.Duplicate = true
-					break
-				}
-				if !inSegment {
-					// Counted as stored by an earlier commit when the bytes were written, but gone
-					// since: kept in the database instead.
-					if _, err := rawStmt.ExecContext(ctx, c.ID, m.Raw); err != nil {
-						return fmt.Errorf("store message uid %d: %w", m.UID, err)
-					}
-				}
-				if hookStmt != nil {
-					if _, err := hookStmt.ExecContext(ctx, c.ID, b.Type, now); err != nil {
-						return fmt.Errorf("queue webhook delivery: %w", err)
-					}
-				}
-			default:
-				return fmt.Errorf("store message uid %d: %w", m.UID, err)
-			}
-			uidRows = append(uidRows, b.AccountID, b.Folder, b.UIDValidity, m.UID, c.ID, m.Dest)
-			out = append(out, c)
-		}
-		// Where each message was found: many rows per statement (one statement per row cost a
-		// tenth of the commit).
-		for len(uidRows) > 0 {
-			n := min(len(uidRows)/6, 100)
-			q := `INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest) VALUES (?, ?, ?, ?, ?, ?)` +
-				strings.Repeat(`, (?, ?, ?, ?, ?, ?)`, n-1) + ` ON CONFLICT DO NOTHING`
-			if _, err := tx.ExecContext(ctx, q, uidRows[:6*n]...); err != nil {
-				return fmt.Errorf("record uids: %w", err)
-			}
-			uidRows = uidRows[6*n:]
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`,
-			b.AccountID, b.Folder, b.UIDValidity, b.LastUID, now)
-		if err != nil {
-			return fmt.Errorf("advance cursor: %w", err)
-		}
-		return nil
+		var err error
+		out, err = s.commitBatch(ctx, tx, b, refs, out)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -184,40 +172,193 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	return out, nil
 }
 
-// appendRaw writes the bytes of the batch's messages that the account does not have yet to the segment
-// files, synced, and returns where each one went by its sha256.
-func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segments.Ref, error) {
-	have := map[string]bool{}
-	for i := 0; i < len(b.Messages); i += 500 {
-		part := b.Messages[i:min(i+500, len(b.Messages))]
-		args := make([]any, 0, len(part)+1)
-		args = append(args, b.AccountID)
-		for _, m := range part {
-			args = append(args, m.Meta.SHA256)
+// commitBatch records the batch in tx. The statements are prepared once per Store (parsing them for
+// every batch cost a tenth of the CPU), and the rows are written many a statement (with the
+// statement journal avoided, see insertMessages, this halved the transaction's CPU): the result is
+// the same as looking at and writing each message in turn — the first of the batch's messages with
+// some bytes is stored unless the account had them already; every other is a Duplicate of the
+// message that has them.
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs map[string]segments.Ref, out []store.Committed) ([]store.Committed, error) {
+	now := s.stamp()
+	st := s.txStmts(tx)
+	cur, err := st.query(ctx, qCursorValidity)
+	if err != nil {
+		return nil, err
+	}
+	var validity uint32
+	switch err := cur.QueryRowContext(ctx, b.AccountID, b.Folder).Scan(&validity); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("read cursor: %w", err)
+	case validity != b.UIDValidity:
+		return nil, fmt.Errorf("folder %s: %w (cursor %d, batch %d)", b.Folder, store.ErrUIDValidity, validity, b.UIDValidity)
+	}
+	hooks, err := st.query(ctx, qHooked)
+	if err != nil {
+		return nil, err
+	}
+	var hooked int
+	if err := hooks.QueryRowContext(ctx, b.Type).Scan(&hooked); err != nil {
+		return nil, fmt.Errorf("read webhooks: %w", err)
+	}
+	// The messages whose bytes were not written to a segment are most likely known already: their
+	// ids, all at once.
+	var old []any
+	for _, m := range b.Messages {
+		if _, ok := refs[m.Meta.SHA256]; !ok {
+			old = append(old, m.Meta.SHA256)
 		}
-		rows, err := s.db.QueryContext(ctx, `SELECT sha256 FROM messages WHERE account_id = ? AND sha256 IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("look for duplicates: %w", err)
-		}
-		for rows.Next() {
-			var h string
-			if err := rows.Scan(&h); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("look for duplicates: %w", err)
+	}
+	known := map[string]string{}
+	if len(old) > 0 {
+		get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return st.get(ctx, k, q) }
+		if err := queryRows(ctx, get, findIDs, []any{b.AccountID}, old, func(r *sql.Rows) error {
+			var sum, id string
+			if err := r.Scan(&sum, &id); err != nil {
+				return err
 			}
-			have[h] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			known[sum] = id
+			return nil
+		}); err != nil {
 			return nil, fmt.Errorf("look for duplicates: %w", err)
 		}
 	}
+	// Each message: a Duplicate of a known one, or of one earlier in the batch (whose id is known
+	// once it is written), or new.
+	first := map[string]int{} // sha256 → the index in out of the batch's first message with it
+	var copies [][2]int       // (index, the index of the first) of the copies in the batch
+	var added []int           // the indexes of the new messages, in order
+	args := make([]any, 0, msgWidth*len(b.Messages))
+	typ := string(b.Type)
+	for i, m := range b.Messages {
+		c := store.Committed{UID: m.UID}
+		sum := m.Meta.SHA256
+		if id, ok := known[sum]; ok {
+			c.ID, c.Duplicate = id, true
+		} else if j, ok := first[sum]; ok {
+			c.Duplicate = true
+			copies = append(copies, [2]int{i, j})
+		} else {
+			first[sum] = i
+			c.ID = store.NewMessageID(s.now())
+			added = append(added, i)
+			meta := m.Meta
+			var m2m any
+			if meta.M2M != nil {
+				m2m = jsonText(meta.M2M)
+			}
+			date := ""
+			if !meta.Date.IsZero() {
+				date = meta.Date.UTC().Format(time.RFC3339)
+			}
+			var seg, off any
+			if ref, ok := refs[sum]; ok {
+				seg, off = ref.Segment, ref.Offset
+			}
+			args = append(args, c.ID, meta.MessageID, sum, int64(len(m.Raw)), meta.From, jsonStrings(meta.To), jsonStrings(meta.Cc),
+				meta.Subject, date, jsonList(meta.Attachments), m2m, jsonStrings(meta.Problems), meta.Failed, seg, off)
+		}
+		out = append(out, c)
+	}
+	var find *sql.Stmt
+	if err := st.execRows(ctx, insertMessages, []any{b.AccountID, b.Account, typ, now}, msgWidth, args, func(from, n int, res sql.Result) error {
+		if k, err := res.RowsAffected(); err != nil {
+			return err
+		} else if k == int64(n) {
+			return nil
+		}
+		// Some were there after all (stored since the bytes were written, by another process):
+		// which, and their ids.
+		if find == nil {
+			var err error
+			if find, err = st.query(ctx, qFindSHA); err != nil {
+				return err
+			}
+		}
+		for _, i := range added[from : from+n] {
+			var id string
+			if err := find.QueryRowContext(ctx, b.AccountID, b.Messages[i].Meta.SHA256).Scan(&id); err != nil {
+				return err
+			}
+			if id != out[i].ID {
+				out[i].ID, out[i].Duplicate = id, true
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store messages (uids %d to %d): %w", b.Messages[0].UID, b.Messages[len(b.Messages)-1].UID, err)
+	}
+	for _, c := range copies {
+		out[c[0]].ID = out[c[1]].ID
+	}
+	var hookRows []any // the type has a webhook: each new message owes a delivery
+	for _, i := range added {
+		c := out[i]
+		if c.Duplicate {
+			continue
+		}
+		m := b.Messages[i]
+		if _, ok := refs[m.Meta.SHA256]; !ok {
+			// Counted as stored by an earlier commit when the bytes were written, but gone
+			// since: kept in the database instead.
+			raw, err := st.query(ctx, qInsertRaw)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := raw.ExecContext(ctx, c.ID, m.Raw); err != nil {
+				return nil, fmt.Errorf("store message uid %d: %w", m.UID, err)
+			}
+		}
+		if hooked > 0 {
+			hookRows = append(hookRows, c.ID)
+		}
+	}
+	if err := st.execRows(ctx, insertDeliveries, []any{typ, now}, 1, hookRows, nil); err != nil {
+		return nil, fmt.Errorf("queue webhook delivery: %w", err)
+	}
+	// Where each message was found.
+	uidRows := make([]any, 0, 3*len(out))
+	for i, c := range out {
+		uidRows = append(uidRows, int64(c.UID), c.ID, b.Messages[i].Dest)
+	}
+	if err := st.execRows(ctx, insertUIDs, []any{b.AccountID, b.Folder, int64(b.UIDValidity)}, 3, uidRows, nil); err != nil {
+		return nil, fmt.Errorf("record uids: %w", err)
+	}
+	adv, err := st.query(ctx, qAdvanceCursor)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := adv.ExecContext(ctx, b.AccountID, b.Folder, int64(b.UIDValidity), int64(b.LastUID), now); err != nil {
+		return nil, fmt.Errorf("advance cursor: %w", err)
+	}
+	return out, nil
+}
+
+// appendRaw writes the bytes of the batch's messages that the account does not have yet to the segment
+// files, synced, and returns where each one went by its sha256.
+func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segments.Ref, error) {
+	have := make(map[string]bool, len(b.Messages))
+	sums := make([]any, len(b.Messages))
+	for i, m := range b.Messages {
+		sums[i] = m.Meta.SHA256
+	}
+	get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return s.prepared(ctx, k, q) }
+	if err := queryRows(ctx, get, findSHAs, []any{b.AccountID}, sums, func(r *sql.Rows) error {
+		var h string
+		if err := r.Scan(&h); err != nil {
+			return err
+		}
+		have[h] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("look for duplicates: %w", err)
+	}
 	var bodies [][]byte
-	var sums []string
+	var news []string
 	for _, m := range b.Messages {
 		if !have[m.Meta.SHA256] {
 			have[m.Meta.SHA256] = true
-			bodies, sums = append(bodies, m.Raw), append(sums, m.Meta.SHA256)
+			bodies, news = append(bodies, m.Raw), append(news, m.Meta.SHA256)
 		}
 	}
 	if len(bodies) == 0 {
@@ -229,17 +370,9 @@ func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segmen
 	}
 	out := make(map[string]segments.Ref, len(refs))
 	for i, r := range refs {
-		out[sums[i]] = r
+		out[news[i]] = r
 	}
 	return out, nil
-}
-
-// nonNil makes a nil list empty, so that it is stored as [] rather than null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }
 
 // PendingMoves implements store.Mail.
@@ -270,20 +403,21 @@ func (s *Store) MarkMoved(ctx context.Context, accountID int64, folder string, u
 	sorted := slices.Clone(uids)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
+	if err := s.prepareAll(ctx, []string{qMarkMoved}); err != nil {
+		return fmt.Errorf("mark moved: %w", err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.stamp()
-		st, err := tx.PrepareContext(ctx, `UPDATE message_uids SET moved_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ?
-			AND uid BETWEEN ? AND ? AND moved_at IS NULL`)
+		st, err := s.txStmts(tx).query(ctx, qMarkMoved)
 		if err != nil {
 			return fmt.Errorf("mark moved: %w", err)
 		}
-		defer st.Close()
 		for i := 0; i < len(sorted); {
 			j := i + 1
 			for j < len(sorted) && sorted[j] == sorted[j-1]+1 {
 				j++
 			}
-			if _, err := st.ExecContext(ctx, now, accountID, folder, uidValidity, sorted[i], sorted[j-1]); err != nil {
+			if _, err := st.ExecContext(ctx, now, accountID, folder, int64(uidValidity), int64(sorted[i]), int64(sorted[j-1])); err != nil {
 				return fmt.Errorf("mark moved: %w", err)
 			}
 			i = j
@@ -600,4 +734,12 @@ func (s *Store) ReleaseAccount(ctx context.Context, accountID int64, holder stri
 		return fmt.Errorf("release account %d: %w", accountID, err)
 	}
 	return nil
+}
+
+// nonNil makes a nil list empty, so that it is stored as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

@@ -46,7 +46,10 @@ type Store struct {
 	// wmu lets one of this process's writers at a time at the database: the others wait here and
 	// go on the moment it is free, instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 …
 	// ms between tries (busy_timeout still covers other processes, such as the CLI).
-	wmu    sync.Mutex
+	wmu sync.Mutex
+	// stmts are the statements of the ingestion path, prepared once (see prepared).
+	smu    sync.Mutex
+	stmts  map[stmtKey]*sql.Stmt
 	sealer *secrets.Sealer
 	log    *slog.Logger
 	now    func() time.Time
@@ -107,7 +110,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	serr := s.closeStatements()
 	err := s.db.Close()
+	if err == nil {
+		err = serr
+	}
 	if rerr := s.raw.Close(); err == nil {
 		err = rerr
 	}
