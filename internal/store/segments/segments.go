@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,6 +63,10 @@ type Dir struct {
 	cur  *segment // the segment being filled; nil until the first Append
 	last int64    // the highest segment number seen
 	err  error    // set when the directory could not be written: every later Append fails with it
+
+	// cached is set once the kernel or file system refused RWF_DONTCACHE: the bytes are then
+	// written through the page cache like any file's.
+	cached atomic.Bool
 }
 
 // segment is one open segment file being filled. refs counts the Appends still writing to it, so
@@ -147,7 +152,7 @@ func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
 		refs[i] = Ref{Segment: seg.n, Offset: at, Length: int64(len(m))}
 		at += int64(len(m))
 	}
-	if err := writeAt(seg.f, msgs, off); err != nil {
+	if err := d.writeAt(seg.f, msgs, off); err != nil {
 		return nil, fmt.Errorf("segments: write %s: %w", seg.f.Name(), err)
 	}
 	if total > 0 {
@@ -288,7 +293,14 @@ func (d *Dir) Close() error {
 
 // writeAt writes bufs one after the other at off, with as few system calls as the kernel allows
 // (pwritev, up to 1024 buffers each: writing a batch's 500 messages one by one cost 15 µs each).
-func writeAt(f *os.File, bufs [][]byte, off int64) error {
+//
+// The bytes are written uncached where the kernel can (RWF_DONTCACHE, Linux 6.14): they are written
+// once and seldom read, and keeping them in the page cache would push the database's pages out. It
+// also made the write itself cheaper: 100 MB in batches of 5 MB, each synced, took 47-94 ms of CPU
+// instead of 172-254 ms on the project's VM (the page cache's new pages cost more than the copy).
+// Where the flag is refused (older kernels, some file systems) the write is made again without it,
+// and so are all later ones.
+func (d *Dir) writeAt(f *os.File, bufs [][]byte, off int64) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -301,13 +313,22 @@ func writeAt(f *os.File, bufs [][]byte, off int64) error {
 		}
 		var n int
 		var werr error
+		flags := unix.RWF_DONTCACHE
+		if d.cached.Load() {
+			flags = 0
+		}
 		if err := rc.Write(func(fd uintptr) bool {
-			n, werr = unix.Pwritev2(int(fd), bufs[:min(len(bufs), 1024)], off, 0)
+			n, werr = unix.Pwritev2(int(fd), bufs[:min(len(bufs), 1024)], off, flags)
 			return werr != unix.EAGAIN
 		}); err != nil {
 			return err
 		}
 		if werr == unix.EINTR {
+			continue
+		}
+		if flags != 0 && (werr == unix.EOPNOTSUPP || werr == unix.EINVAL) {
+			d.cached.Store(true)
+			d.log.Info("segments: uncached writes are not supported here; writing through the page cache", "dir", d.dir, "err", werr)
 			continue
 		}
 		if werr != nil {

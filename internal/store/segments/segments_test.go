@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func open(t *testing.T, dir string, max int64) *Dir {
@@ -211,4 +213,61 @@ func TestOpenRefusesAFile(t *testing.T) {
 	if _, err := Open(Options{}); err == nil {
 		t.Error("no directory accepted")
 	}
+}
+
+// TestUncachedWrites: the bytes are written with RWF_DONTCACHE where the kernel and file system take
+// it, and through the page cache where they refuse it (tmpfs, kernels before 6.14), and read back the
+// same either way. Which one applies is asked of the kernel directly.
+func TestUncachedWrites(t *testing.T) {
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() { // tmpfs on Linux
+		shm, err := os.MkdirTemp("/dev/shm", "inkorg-segments-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		dirs = append(dirs, shm)
+	}
+	for _, base := range dirs {
+		d := open(t, filepath.Join(base, "raw"), 1<<20)
+		var all [][]byte
+		var refs []Ref
+		for b := range 3 {
+			batch := [][]byte{msg(b, 5000), msg(b+10, 7)}
+			r, err := d.Append(batch)
+			if err != nil {
+				t.Fatalf("%s: %v", base, err)
+			}
+			all, refs = append(all, batch...), append(refs, r...)
+		}
+		for i, ref := range refs {
+			got, err := d.Read(ref)
+			if err != nil || !bytes.Equal(got, all[i]) {
+				t.Fatalf("%s: message %d read back as %d bytes, %v", base, i, len(got), err)
+			}
+		}
+		t.Logf("%s: uncached writes %v", base, !d.cached.Load())
+		if want := !dontcacheTaken(t, base); d.cached.Load() != want {
+			t.Errorf("%s: written through the page cache = %v, want %v (the kernel's answer)", base, d.cached.Load(), want)
+		}
+	}
+}
+
+// dontcacheTaken asks the kernel whether a file in dir can be written with RWF_DONTCACHE.
+func dontcacheTaken(t *testing.T, dir string) bool {
+	f, err := os.CreateTemp(dir, "probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	_, err = unix.Pwritev2(int(f.Fd()), [][]byte{[]byte("x")}, 0, unix.RWF_DONTCACHE)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL):
+		return false
+	}
+	t.Fatalf("probe %s: %v", dir, err)
+	return false
 }
