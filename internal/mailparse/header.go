@@ -36,17 +36,21 @@ func (p *parser) readHeader(br source) (h mtextproto.Header, rest []byte, err er
 	var key string
 	var val []byte
 	nfields := 0
-	seen := map[string]bool{}
+	// A message in memory stays put while it is read: a value can be a slice of it until a
+	// continuation line is appended (which copies it).
+	_, inPlace := br.(*byteSource)
 	flush := func() {
 		if key == "" {
 			return
 		}
-		v := p.toUTF8(unfold(val), "header "+key)
+		v := unfold(val)
+		if !utf8.ValidString(v) {
+			v = p.toUTF8(v, "header "+key)
+		}
 		switch {
-		case singleField(key) && seen[key]:
+		case singleField(key) && h.Has(key):
 			p.problemf("header %s: repeated; the first is kept", key)
 		default:
-			seen[key] = true
 			h.Add(key, v)
 		}
 		nfields++
@@ -87,13 +91,17 @@ func (p *parser) readHeader(br source) (h mtextproto.Header, rest []byte, err er
 				p.problemf("header: continuation line without a field ignored")
 				continue
 			}
-			val = append(val, line...)
+			val = append(val[:len(val):len(val)], line...)
 			continue
 		}
 		if i := bytes.IndexByte(content, ':'); i > 0 && validKey(bytes.TrimRight(content[:i], " \t")) {
 			flush()
-			key = textproto.CanonicalMIMEHeaderKey(string(bytes.TrimRight(content[:i], " \t")))
-			val = append([]byte(nil), line[i+1:]...)
+			key = canonicalKey(bytes.TrimRight(content[:i], " \t"))
+			if inPlace {
+				val = line[i+1:]
+			} else {
+				val = append([]byte(nil), line[i+1:]...)
+			}
 			continue
 		}
 		flush()
@@ -127,6 +135,42 @@ func readLine(br source, budget *int64) (line []byte, over bool, err error) {
 		}
 		return line, false, e
 	}
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey(string(k)), without making a string for the
+// usual spellings of the usual fields.
+func canonicalKey(k []byte) string {
+	switch string(k) { // no allocation: the compiler compares in place
+	case "From":
+		return "From"
+	case "To":
+		return "To"
+	case "Cc":
+		return "Cc"
+	case "Subject":
+		return "Subject"
+	case "Date":
+		return "Date"
+	case "Message-ID", "Message-Id":
+		return "Message-Id"
+	case "MIME-Version", "Mime-Version":
+		return "Mime-Version"
+	case "Content-Type":
+		return "Content-Type"
+	case "Content-Transfer-Encoding":
+		return "Content-Transfer-Encoding"
+	case "Received":
+		return "Received"
+	case "Return-Path":
+		return "Return-Path"
+	case "Reply-To":
+		return "Reply-To"
+	case "In-Reply-To":
+		return "In-Reply-To"
+	case "References":
+		return "References"
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(k))
 }
 
 func validKey(k []byte) bool {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	netmail "net/mail"
+	"net/textproto"
 	"os"
 	"reflect"
 	"runtime"
@@ -525,6 +526,17 @@ func TestPlainAddresses(t *testing.T) {
 		got, ok := plainAddresses(c.v)
 		if ok != (c.want != nil) || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("plainAddresses(%q) = %+v, %v; want %+v", c.v, got, ok, c.want)
+		}
+	}
+}
+
+// TestCanonicalKey: the shortcut agrees with net/textproto.
+func TestCanonicalKey(t *testing.T) {
+	for _, k := range []string{"From", "To", "Cc", "Subject", "Date", "Message-ID", "Message-Id", "MIME-Version", "Mime-Version",
+		"Content-Type", "Content-Transfer-Encoding", "Received", "Return-Path", "Reply-To", "In-Reply-To", "References",
+		"message-id", "X-Custom-Field", "DKIM-Signature", "x_y"} {
+		if got, want := canonicalKey([]byte(k)), textproto.CanonicalMIMEHeaderKey(k); got != want {
+			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
 		}
 	}
 }

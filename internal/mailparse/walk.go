@@ -418,7 +418,7 @@ func (p *parser) finishText(b []byte, over bool, w string) (string, bool) {
 func (p *parser) mediaType(v, def, w string) (string, map[string]string) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return def, map[string]string{}
+		return def, nil // read only: a nil map reads as empty
 	}
 	v = p.toUTF8(v, w)
 	mt, params, err := mime.ParseMediaType(v)
