@@ -524,8 +524,31 @@ func TestIngestFromDovecotPlainLogin(t *testing.T) {
 	if got := dc.Status(user, "INBOX"); got.Messages != 0 || got.UIDValidity != newValidity {
 		t.Errorf("INBOX after: %+v", got)
 	}
-	if proc := dc.Status(user, settings.DefaultProcessedFolder); int(proc.Messages) != n || int(proc.Unseen) != n {
-		t.Errorf("%s: %+v; want %d messages, all unseen", settings.DefaultProcessedFolder, proc, n)
+	// Every message is in the processed folder, unread. A few may be there twice: when the reset
+	// cuts a MOVE short, Dovecot (Maildir) may have copied messages without expunging them, and
+	// inkorg moves what it finds in INBOX again (it never deletes). Only messages stored before the
+	// reset can be among them, and none three times. The store holds each once.
+	proc := dc.Status(user, settings.DefaultProcessedFolder)
+	if proc.Unseen != proc.Messages {
+		t.Errorf("%s: %+v; want all unseen", settings.DefaultProcessedFolder, proc)
+	}
+	twice := 0
+	ids := dc.MessageIDs(user, settings.DefaultProcessedFolder)
+	for id := range want {
+		switch ids[id] {
+		case 1:
+		case 2:
+			twice++
+		default:
+			t.Errorf("%s holds %s %d times", settings.DefaultProcessedFolder, id, ids[id])
+		}
+	}
+	if len(ids) != n || int(proc.Messages) != n+twice || twice > int(cur.LastUID) {
+		t.Errorf("%s: %d messages, %d distinct, %d twice (%d were stored before the reset); want the %d, each once or (cut MOVE) twice",
+			settings.DefaultProcessedFolder, proc.Messages, len(ids), twice, cur.LastUID, n)
+	}
+	if twice > 0 {
+		t.Logf("%d messages are in %s twice: a MOVE cut short by the reset", twice, settings.DefaultProcessedFolder)
 	}
 	checkStoredOnce(t, st, want)
 
@@ -548,8 +571,8 @@ func TestIngestFromDovecotPlainLogin(t *testing.T) {
 	if got := dc.Count(user, "INBOX"); got != 0 {
 		t.Errorf("INBOX holds %d after the copies", got)
 	}
-	if got := dc.Count(user, settings.DefaultProcessedFolder); got != n+copies+fresh {
-		t.Errorf("%s holds %d, want %d", settings.DefaultProcessedFolder, got, n+copies+fresh)
+	if got := dc.Count(user, settings.DefaultProcessedFolder); got != int(proc.Messages)+copies+fresh {
+		t.Errorf("%s holds %d, want %d", settings.DefaultProcessedFolder, got, int(proc.Messages)+copies+fresh)
 	}
 	checkStoredOnce(t, st, want)
 	if s := stateOf(t, st, id); s.State != "idle" || !s.TokenExpires.IsZero() {

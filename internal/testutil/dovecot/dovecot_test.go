@@ -26,6 +26,9 @@ import (
 const alice = "alice@example.test"
 
 // message makes a message of about size bytes whose subject is "message i".
+// messageID is message i's Message-ID, without angle brackets.
+func messageID(i int) string { return fmt.Sprintf("m%d@example.test", i) }
+
 func message(i, size int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: Sender <sender@example.test>\r\nTo: %s\r\nSubject: message %d\r\n"+
@@ -78,6 +81,9 @@ func TestDeliverAndReadWithXOAUTH2AndLogin(t *testing.T) {
 	st := s.Status(alice, "INBOX")
 	if st.UIDNext != n+1 || st.Unseen != n || st.UIDValidity == 0 {
 		t.Errorf("Status = %+v", st)
+	}
+	if ids := s.MessageIDs(alice, "INBOX"); len(ids) != n || ids[messageID(1)] != 1 || ids[messageID(n)] != 1 {
+		t.Errorf("MessageIDs: %d values, %q: %d, %q: %d", len(ids), messageID(1), ids[messageID(1)], messageID(n), ids[messageID(n)])
 	}
 	for _, tc := range []struct {
 		name string
@@ -373,6 +379,18 @@ func FuzzMaildirName(f *testing.F) {
 			t.Errorf("MaildirName(%q) = %q: levels differ", folder, got)
 		}
 	})
+}
+
+func TestParseMessageIDs(t *testing.T) {
+	got, err := ParseMessageIDs([]byte(`[{"hdr.message-id":"<a@b>"},{"hdr.message-id":" <a@b>"},{"hdr.message-id":"<c@d>"}]`))
+	if err != nil || len(got) != 2 || got["a@b"] != 2 || got["c@d"] != 1 {
+		t.Errorf("ParseMessageIDs = %v, %v", got, err)
+	}
+	for _, bad := range []string{`[{"uid":"1"}]`, `hdr.message-id: <a@b>`} {
+		if got, err := ParseMessageIDs([]byte(bad)); err == nil {
+			t.Errorf("ParseMessageIDs(%s) = %v, want an error", bad, got)
+		}
+	}
 }
 
 func TestParseStatus(t *testing.T) {

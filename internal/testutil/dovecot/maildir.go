@@ -225,6 +225,40 @@ func (s *Server) Count(user, folder string) int {
 	return int(s.Status(user, folder).Messages)
 }
 
+// MessageIDs counts the Message-ID header values of a folder's messages (doveadm fetch): a value
+// seen twice is a message the folder holds twice.
+func (s *Server) MessageIDs(user, folder string) map[string]int {
+	s.t.Helper()
+	out, err := s.doveadm(context.Background(), "-f", "json", "fetch", "-u", strings.ToLower(user), "hdr.message-id", "mailbox", folder)
+	if err != nil {
+		s.t.Fatalf("dovecot: MessageIDs: %v", err)
+	}
+	ids, err := ParseMessageIDs([]byte(out))
+	if err != nil {
+		s.t.Fatalf("dovecot: MessageIDs: %v", err)
+	}
+	return ids
+}
+
+// ParseMessageIDs parses doveadm fetch's JSON output of hdr.message-id, e.g.
+// [{"hdr.message-id":"<a@b>"},{"hdr.message-id":"<c@d>"}], into counts by value (angle brackets and
+// blanks removed).
+func ParseMessageIDs(out []byte) (map[string]int, error) {
+	var rows []map[string]string
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, fmt.Errorf("doveadm fetch: %w", err)
+	}
+	ids := map[string]int{}
+	for i, r := range rows {
+		v, ok := r["hdr.message-id"]
+		if !ok {
+			return nil, fmt.Errorf("doveadm fetch: row %d has no hdr.message-id", i)
+		}
+		ids[strings.Trim(strings.TrimSpace(v), "<>")]++
+	}
+	return ids, nil
+}
+
 // ParseStatus parses doveadm's JSON output for one folder, e.g.
 // [{"mailbox":"INBOX","messages":"3","uidnext":"4","uidvalidity":"1700000000","unseen":"1"}];
 // the four numbers must all be there.
