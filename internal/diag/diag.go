@@ -60,7 +60,11 @@ type Error struct {
 	Actions []string
 
 	RetryAfterMS int64 // for KindThrottled
-	Err          error // the underlying error, if any
+	// MaybeDone: the request was handed over whole and its answer lost (a connection that broke after
+	// SMTP's final dot, or while Graph's reply was awaited): the server may have carried it out, so
+	// it must not be repeated blindly. A failure before that point leaves it false.
+	MaybeDone bool
+	Err       error // the underlying error, if any
 }
 
 func (e *Error) Error() string {

@@ -74,7 +74,7 @@ func (c *Client) SendMail(ctx context.Context, token, mailbox string, raw []byte
 			stage = diag.StageConnect
 		}
 		return &diag.Error{Stage: stage, Kind: diag.KindTransient, Code: "network", Summary: "the request to Microsoft Graph failed",
-			Server: err.Error(), Remedy: "check the network and the firewall; inkorg retries by itself", Err: err}
+			Server: err.Error(), Remedy: "check the network and the firewall; inkorg retries by itself", MaybeDone: stage == diag.StageSend, Err: err}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

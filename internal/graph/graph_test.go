@@ -63,13 +63,28 @@ func TestSendMail(t *testing.T) {
 	}
 }
 
+// TestNetworkError: a refused connection never handed the message over (safe to retry); a
+// connection closed after the request was read, before an answer, may have lost Graph's 202.
 func TestNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	u := srv.URL
 	srv.Close()
 	err := New(Config{BaseURL: u}).SendMail(context.Background(), "tok", "a@b", []byte("x"), diag.Facts{})
-	if !diag.IsKind(err, diag.KindTransient) {
-		t.Fatalf("%v", err)
+	if e := diag.As(err); e == nil || e.Kind != diag.KindTransient || e.Stage != diag.StageConnect || e.MaybeDone {
+		t.Fatalf("refused connection: %#v", e)
+	}
+
+	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // the whole request arrives; the answer does not
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer hangUp.Close()
+	err = New(Config{BaseURL: hangUp.URL}).SendMail(context.Background(), "tok", "a@b", []byte("x"), diag.Facts{})
+	if e := diag.As(err); e == nil || e.Kind != diag.KindTransient || e.Stage != diag.StageSend || !e.MaybeDone {
+		t.Fatalf("answer lost: %#v", e)
 	}
 }
 

@@ -108,10 +108,11 @@ func (o *Outbox) failed(ctx context.Context, m store.Outgoing, err error) {
 	rec := record(e, now)
 	var serr error
 	switch {
-	case e.Stage == diag.StageSend && e.Code == "network":
-		// The message was handed over (or being handed over) when the connection broke: the server may
-		// have accepted it. Never resend blindly.
-		rec.Summary = "the connection broke while the message was being submitted; the server may have accepted it: " + e.Summary
+	case e.MaybeDone:
+		// The message was handed over whole and the server's answer lost: it may have been accepted.
+		// Never resend blindly. (A connection that broke before that is retried like any transient
+		// failure: the server cannot have accepted a message it did not receive whole.)
+		rec.Summary = "the connection broke after the message was submitted, before the server answered; the server may have accepted it: " + e.Summary
 		rec.Remedy = "check the recipient's mailbox or the sender's Sent Items, then resolve the message (resend, or mark it sent)"
 		serr = o.cfg.Store.OutgoingUnknown(ctx, m.ID, rec)
 		log.Warn("outgoing message state unknown", "code", e.Code, "err", e.Summary)

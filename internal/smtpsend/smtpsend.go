@@ -182,7 +182,10 @@ func (c *Conn) Login(user, password string) error {
 	return nil
 }
 
-// Send submits one message. The server's acceptance (250 after DATA) is the return of nil.
+// Send submits one message. The server's acceptance (250 after DATA) is the return of nil. A connection
+// that breaks before the message's final dot is sent leaves the message surely not accepted (a
+// "network" error, to be retried); one that breaks after it (the reply lost) may have been accepted:
+// its error has MaybeDone set.
 func (c *Conn) Send(from string, to []string, msg io.Reader) error {
 	f := c.cfg.Facts
 	f.From = from
@@ -202,8 +205,14 @@ func (c *Conn) Send(from string, to []string, msg io.Reader) error {
 		w.Close()
 		return fromSMTP(diag.StageSend, err, f)
 	}
-	if err := w.Close(); err != nil {
-		return fromSMTP(diag.StageSend, err, f)
+	if err := w.Close(); err != nil { // the final dot, then the server's reply
+		err := fromSMTP(diag.StageSend, err, f)
+		if e := diag.As(err); e != nil && e.Code == "network" {
+			e.MaybeDone = true
+			e.Summary = "the SMTP connection broke after the whole message was sent, before the server's reply"
+			e.Remedy = "the server may have accepted it: check before sending it again"
+		}
+		return err
 	}
 	return nil
 }

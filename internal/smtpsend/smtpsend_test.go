@@ -105,6 +105,7 @@ func TestFailures(t *testing.T) {
 		server     string   // a substring of the server's words, kept in Server
 		advice     []string // substrings of Summary + Remedy + Actions
 		notStarted bool     // the server must not see MAIL (nothing sent)
+		maybeDone  bool     // the server may have accepted the message (its reply to the final dot lost)
 	}{
 		{
 			name: "greeting 554", replies: map[string]string{"_welcome": "554 5.7.1 fake.example: Access denied for 192.0.2.7"},
@@ -218,7 +219,8 @@ func TestFailures(t *testing.T) {
 		{
 			name:    "connection dropped after the final dot",
 			replies: map[string]string{"_DATA": "_drop"},
-			failAt:  stepSend, stage: diag.StageSend, kind: diag.KindTransient, code: "network",
+			failAt:  stepSend, stage: diag.StageSend, kind: diag.KindTransient, code: "network", maybeDone: true,
+			advice: []string{"may have accepted"},
 		},
 		{
 			name:    "connection dropped mid-DATA",
@@ -281,6 +283,9 @@ func TestFailures(t *testing.T) {
 			}
 			if e.Stage != tt.stage || e.Kind != tt.kind || e.Code != tt.code {
 				t.Errorf("stage/kind/code = %s/%s/%q, want %s/%s/%q (%v)", e.Stage, e.Kind, e.Code, tt.stage, tt.kind, tt.code, err)
+			}
+			if e.MaybeDone != tt.maybeDone {
+				t.Errorf("MaybeDone = %v, want %v (%v)", e.MaybeDone, tt.maybeDone, err)
 			}
 			if tt.server != "" && !strings.Contains(e.Server, tt.server) {
 				t.Errorf("Server = %q, want the server's words %q", e.Server, tt.server)
