@@ -25,6 +25,13 @@ type FaultsRequest struct {
 	Token        *TokenFaultsJSON  `json:"token,omitempty"`
 	ExpireSecret *ExpireSecretJSON `json:"expireSecret,omitempty"`
 	Graph        *GraphFaultsJSON  `json:"graph,omitempty"`
+	SMTP         *SMTPFaultsJSON   `json:"smtp,omitempty"`
+}
+
+// SMTPFaultsJSON are the SMTP front end's faults, each for the next message only.
+type SMTPFaultsJSON struct {
+	DropAtMail    bool `json:"dropAtMail"`    // close the connection at MAIL FROM, no reply
+	DropAfterData bool `json:"dropAfterData"` // deliver the message, then close instead of answering 250
 }
 
 // IMAPFaultsJSON are the IMAP front end's faults.
@@ -58,6 +65,7 @@ type faultsState struct {
 	IMAP  IMAPFaultsJSON  `json:"imap"`
 	Token TokenFaultsJSON `json:"token"`
 	Graph GraphFaultsJSON `json:"graph"`
+	SMTP  SMTPFaultsJSON  `json:"smtp"`
 }
 
 type adminError struct {
@@ -107,6 +115,7 @@ func (e *Emulator) registerAdmin(mux *http.ServeMux) {
 		e.imap.SetFaults(exo.IMAPFaults{})
 		e.entra.ClearFaults()
 		e.graph.SetFaults(graph.Faults{})
+		e.smtp.SetFaults(exo.SMTPFaults{})
 		e.log.Info("faults cleared")
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -211,11 +220,13 @@ func (e *Emulator) adminRaw(w http.ResponseWriter, r *http.Request) {
 func (e *Emulator) currentFaults() faultsState {
 	imf := e.imap.Faults()
 	tf := e.entra.CurrentFaults()
+	sf := e.smtp.Faults()
 	return faultsState{
 		IMAP: IMAPFaultsJSON{DropAfterFetch: imf.DropAfterFetch, StallMs: int(imf.Stall / time.Millisecond),
 			ThrottleMs: int(imf.Throttle / time.Millisecond), RefuseLogins: imf.RefuseLogins},
 		Token: TokenFaultsJSON{Status5xx: tf.Status, StallMs: int(tf.Stall / time.Millisecond)},
 		Graph: GraphFaultsJSON{ThrottleMs: int(e.graph.ThrottleLeft() / time.Millisecond)},
+		SMTP:  SMTPFaultsJSON{DropAtMail: sf.DropAtMail, DropAfterData: sf.DropAfterData},
 	}
 }
 
@@ -231,8 +242,8 @@ func (e *Emulator) adminSetFaults(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, http.StatusBadRequest, "faults: %v", err)
 		return
 	}
-	if req.IMAP == nil && req.Token == nil && req.ExpireSecret == nil && req.Graph == nil {
-		adminFail(w, http.StatusBadRequest, "faults: give at least one of imap, token, graph, expireSecret")
+	if req.IMAP == nil && req.Token == nil && req.ExpireSecret == nil && req.Graph == nil && req.SMTP == nil {
+		adminFail(w, http.StatusBadRequest, "faults: give at least one of imap, smtp, token, graph, expireSecret")
 		return
 	}
 	const maxMs = 10 * 60 * 1000
@@ -275,6 +286,9 @@ func (e *Emulator) adminSetFaults(w http.ResponseWriter, r *http.Request) {
 		if f.ExpireDeltaTokens {
 			e.graph.ExpireSyncStates()
 		}
+	}
+	if f := req.SMTP; f != nil {
+		e.smtp.SetFaults(exo.SMTPFaults{DropAtMail: f.DropAtMail, DropAfterData: f.DropAfterData})
 	}
 	if f := req.Token; f != nil {
 		e.entra.SetFaults(entra.Faults{Status: f.Status5xx, Stall: time.Duration(f.StallMs) * time.Millisecond})

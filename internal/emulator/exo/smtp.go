@@ -84,6 +84,42 @@ type SMTPServer struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	faults SMTPFaults
+}
+
+// SMTPFaults are the failures the SMTP front end injects on demand, each once (the next message it
+// meets fires it and disarms it). The zero value injects nothing.
+type SMTPFaults struct {
+	// DropAtMail closes the connection when MAIL FROM arrives, without a reply: the message was never
+	// handed over.
+	DropAtMail bool
+	// DropAfterData accepts and delivers the next message, then closes the connection instead of
+	// sending the 250: the client cannot know whether it was accepted.
+	DropAfterData bool
+}
+
+// SetFaults arms the faults (replacing those armed).
+func (s *SMTPServer) SetFaults(f SMTPFaults) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Faults returns the faults still armed.
+func (s *SMTPServer) Faults() SMTPFaults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// fire disarms and reports the fault that pick selects.
+func (s *SMTPServer) fire(pick func(*SMTPFaults) *bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	armed := pick(&s.faults)
+	fired := *armed
+	*armed = false
+	return fired
 }
 
 // NewSMTPServer validates cfg and returns a server; call Start.
@@ -255,6 +291,10 @@ func (c *smtpConn) serve() {
 		case "AUTH":
 			rerr = c.auth(arg)
 		case "MAIL":
+			if c.srv.fire(func(f *SMTPFaults) *bool { return &f.DropAtMail }) {
+				c.srv.log.Info("SMTP fault: connection dropped at MAIL")
+				return
+			}
 			rerr = c.mail(arg)
 		case "RCPT":
 			rerr = c.rcpt(arg)
@@ -603,6 +643,10 @@ func (c *smtpConn) finish(raw []byte) error {
 		delivered++
 	}
 	c.srv.log.Info("SMTP message accepted", "from", from, "rcpts", len(c.rcpts), "delivered", delivered, "bytes", len(raw))
+	if c.srv.fire(func(f *SMTPFaults) *bool { return &f.DropAfterData }) {
+		c.srv.log.Info("SMTP fault: message accepted, connection dropped before the reply")
+		return errDropped
+	}
 	var id [16]byte
 	rand.Read(id[:])
 	return c.reply(fmt.Sprintf("250 2.0.0 OK <%s@%s> [Hostname=%s]", strings.ToUpper(hex.EncodeToString(id[:])), c.srv.cfg.Domain, c.srv.cfg.Domain))
