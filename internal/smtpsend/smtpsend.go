@@ -202,7 +202,9 @@ func (c *Conn) Send(from string, to []string, msg io.Reader) error {
 		return fromSMTP(diag.StageSend, err, f)
 	}
 	if _, err := io.Copy(w, msg); err != nil {
-		w.Close()
+		// Not w.Close(): that would send the final dot, and a server that still listens would take
+		// the message cut short. Dropping the connection makes it discard the transaction.
+		c.c.Close()
 		return fromSMTP(diag.StageSend, err, f)
 	}
 	if err := w.Close(); err != nil { // the final dot, then the server's reply

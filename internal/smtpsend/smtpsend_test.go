@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"inkorg/internal/diag"
@@ -473,5 +474,34 @@ func TestDialBadAddress(t *testing.T) {
 	e := diag.As(err)
 	if e == nil || e.Stage != diag.StageConnect || e.Kind != diag.KindConfig || e.Code != "address" {
 		t.Fatalf("got %v, want a connect/config/address diag.Error", err)
+	}
+}
+
+// TestSendCutShortSendsNoDot: when the message cannot be read to its end, the final dot is not sent
+// (the server would take the message cut short); the connection is dropped so that the server
+// discards the transaction, and the error is a plain failure to retry, not a maybe-accepted one.
+func TestSendCutShortSendsNoDot(t *testing.T) {
+	cert := newFakeCert(t)
+	s := startFakeServer(t, cert, false, nil)
+	c, err := Dial(context.Background(), testConfig(cert, s.addr(), StartTLS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.AuthenticateXOAUTH2(testUser, "token"); err != nil {
+		t.Fatal(err)
+	}
+	msg := io.MultiReader(strings.NewReader(testMessage[:len(testMessage)/2]), iotest.ErrReader(errors.New("disk gone")))
+	err = c.Send(testFrom, []string{testRcpt}, msg)
+	e := diag.As(err)
+	if e == nil || e.MaybeDone || !strings.Contains(err.Error(), "disk gone") && !strings.Contains(e.Server, "disk gone") {
+		t.Fatalf("Send = %v (%#v), want the read error, not maybe-accepted", err, e)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond) // a server given the dot records the message at once
+	for time.Now().Before(deadline) && len(s.messages()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.messages(); len(got) != 0 {
+		t.Fatalf("the server accepted %d message(s) cut short: %q", len(got), got)
 	}
 }
