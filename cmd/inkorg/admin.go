@@ -104,13 +104,7 @@ func adminList(e *env, args []string) error {
 }
 
 func adminRemove(e *env, args []string) error {
-	f := newFlags(e, "admin remove", adminUsage)
-	db := dbFlag(f)
-	name, err := f.parseNamed(args, "operator NAME")
-	if err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, name, err := openNamed(e, "admin remove", adminUsage, "operator NAME", args)
 	if err != nil {
 		return err
 	}

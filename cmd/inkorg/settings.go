@@ -168,6 +168,18 @@ func openToShow(e *env, name, usage string, args []string) (st store.Store, asJS
 	return st, *j, err
 }
 
+// openNamed parses "NAME [--db …]" for a command that changes one named record (what names it in
+// errors: "operator NAME") and opens the store to write.
+func openNamed(e *env, cmd, usage, what string, args []string) (st store.Store, name string, err error) {
+	f := newFlags(e, cmd, usage)
+	db := dbFlag(f)
+	if name, err = f.parseNamed(args, what); err != nil {
+		return nil, "", err
+	}
+	st, err = openStore(e, *db, true)
+	return st, name, err
+}
+
 func printJSON(e *env, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")

@@ -345,13 +345,7 @@ Example:
 `
 
 func incomingRemove(e *env, args []string) error {
-	f := newFlags(e, "settings incoming remove", incomingRemoveUsage)
-	db := dbFlag(f)
-	address, err := f.parseNamed(args, "account ADDRESS")
-	if err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, address, err := openNamed(e, "settings incoming remove", incomingRemoveUsage, "account ADDRESS", args)
 	if err != nil {
 		return err
 	}

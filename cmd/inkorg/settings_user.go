@@ -265,13 +265,7 @@ Example:
 `
 
 func userRemove(e *env, args []string) error {
-	f := newFlags(e, "settings user remove", userRemoveUsage)
-	db := dbFlag(f)
-	name, err := f.parseNamed(args, "user NAME")
-	if err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, name, err := openNamed(e, "settings user remove", userRemoveUsage, "user NAME", args)
 	if err != nil {
 		return err
 	}

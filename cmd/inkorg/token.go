@@ -156,13 +156,7 @@ Example:
 `
 
 func tokenRevoke(e *env, args []string) error {
-	f := newFlags(e, "token revoke", tokenRevokeUsage)
-	db := dbFlag(f)
-	name, err := f.parseNamed(args, "token NAME")
-	if err != nil {
-		return err
-	}
-	st, err := openStore(e, *db, true)
+	st, name, err := openNamed(e, "token revoke", tokenRevokeUsage, "token NAME", args)
 	if err != nil {
 		return err
 	}
