@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"inkorg/internal/imapsource"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
+	"inkorg/internal/testutil/cpuuse"
 	"inkorg/internal/testutil/dovecot"
 	"inkorg/internal/testutil/fetchmail"
 	"inkorg/internal/xoauth2"
@@ -174,42 +172,24 @@ func (s timedSession) Move(uids []uint32, dest string) error {
 	return s.Session.Move(uids, dest)
 }
 
-// cpu is a sample of the CPU time used so far: by this process, and by the whole machine (all
-// processes: the server under test included), from getrusage and /proc/stat.
-type cpu struct {
-	self, machine time.Duration
-	at            time.Time
-}
-
-func sampleCPU() cpu {
-	c := cpu{at: time.Now()}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
-		for i, v := range f[1:min(len(f), 9)] {
-			if i == 3 || i == 4 { // idle, iowait
-				continue
-			}
-			n, _ := strconv.ParseInt(v, 10, 64)
-			c.machine += time.Duration(n) * 10 * time.Millisecond // USER_HZ = 100
-		}
+// sampleCPU samples the CPU time used so far (this process's and the machine's).
+func sampleCPU(b *testing.B) cpuuse.Sample {
+	c, err := cpuuse.Now()
+	if err != nil {
+		b.Fatal(err)
 	}
 	return c
 }
 
-// since says how much CPU went where since c, as a share of the cores available, and returns the
+// cpuSince says how much CPU went where since c, as a share of the cores available, and returns the
 // machine's CPU time since c (every process's: the server's too).
-func (c cpu) since(b *testing.B) time.Duration {
-	now := sampleCPU()
-	wall := now.at.Sub(c.at)
+func cpuSince(b *testing.B, c cpuuse.Sample) time.Duration {
+	now := sampleCPU(b)
+	wall := now.At.Sub(c.At)
 	cores := time.Duration(runtime.NumCPU())
-	b.Logf("  CPU: this process %v, the machine %v of %v (%d cores × wall time)", (now.self - c.self).Round(time.Millisecond),
-		(now.machine - c.machine).Round(10*time.Millisecond), (wall * cores).Round(10*time.Millisecond), cores)
-	return now.machine - c.machine
+	b.Logf("  CPU: this process %v, the machine %v of %v (%d cores × wall time)", (now.Process - c.Process).Round(time.Millisecond),
+		(now.Machine - c.Machine).Round(10*time.Millisecond), (wall * cores).Round(10*time.Millisecond), cores)
+	return now.Machine - c.Machine
 }
 
 // run is one timed pass over the benchmark's messages: its wall time, and the CPU time the whole
@@ -234,7 +214,7 @@ func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings
 		return conn, err
 	}
 	m := New(cfg)
-	start, spent := time.Now(), sampleCPU()
+	start, spent := time.Now(), sampleCPU(b)
 	if err := m.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -247,7 +227,7 @@ func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings
 		time.Sleep(10 * time.Millisecond)
 	}
 	d := time.Since(start)
-	used := spent.since(b)
+	used := cpuSince(b, spent)
 	m.Close()
 	b.Logf("  where the time went: %v", ph)
 	if s := stateOf(b, st, accts[0].ID); s.LastError != nil {
@@ -274,7 +254,7 @@ func rawFetch(b *testing.B, addr string, c cloud.Endpoints, auth func(*imapclien
 	var all imap.UIDSet
 	all.AddRange(1, 0)
 	buf := make([]byte, 32<<10)
-	start, spent := time.Now(), sampleCPU()
+	start, spent := time.Now(), sampleCPU(b)
 	cmd := cl.Fetch(all, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	got := 0
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -291,7 +271,7 @@ func rawFetch(b *testing.B, addr string, c cloud.Endpoints, auth func(*imapclien
 		b.Fatal(err)
 	}
 	d := time.Since(start)
-	used := spent.since(b)
+	used := cpuSince(b, spent)
 	if got != want {
 		b.Fatalf("raw fetch read %d bodies, want %d", got, want)
 	}

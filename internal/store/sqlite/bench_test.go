@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
+	"inkorg/internal/testutil/cpuuse"
 )
 
 // BenchmarkCommitBatch10k measures the store alone on the ingestion path: 10,000 messages of about
@@ -61,9 +61,9 @@ func BenchmarkCommitBatch10k(b *testing.B) {
 
 // cpuTime is the CPU time the process has used so far (user and system).
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	c, err := cpuuse.Now()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return c.Process
 }
