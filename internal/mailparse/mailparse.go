@@ -198,7 +198,7 @@ func (p *parser) runSource(src source) error {
 	}
 	var body io.Reader = src
 	if len(rest) > 0 {
-		body = io.MultiReader(newBytesReader(rest), src)
+		body = io.MultiReader(bytes.NewReader(rest), src)
 	}
 	p.headerFields(mail.Header{Header: message.Header{Header: h}})
 	p.entity(h, body, "", 0, "text/plain")

@@ -51,8 +51,6 @@ func (p *parser) buffer() []byte {
 	return p.buf
 }
 
-func newBytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
 // childPath is the IMAP section of the n-th (1-based) child of the multipart at parent.
 func childPath(parent string, n int) string {
 	if parent == "" {

@@ -13,24 +13,10 @@ import (
 	"inkorg/internal/store"
 )
 
-// setGraphThrottle makes the emulator's Graph answer 429 (Retry-After) for ms milliseconds.
-func setGraphThrottle(t *testing.T, w *world, ms int) {
+// setFaults sets emulator faults (a POST /_emulator/faults body).
+func setFaults(t *testing.T, w *world, faults map[string]any) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"graph": map[string]int{"throttleMs": ms}})
-	resp, err := w.emu.HTTPClient().Post(w.emu.Info().Admin+"/faults", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("faults: %s", resp.Status)
-	}
-}
-
-// setSMTPFaults arms the emulator's SMTP faults (each fires once).
-func setSMTPFaults(t *testing.T, w *world, faults map[string]bool) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"smtp": faults})
+	body, _ := json.Marshal(faults)
 	resp, err := w.emu.HTTPClient().Post(w.emu.Info().Admin+"/faults", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +25,12 @@ func setSMTPFaults(t *testing.T, w *world, faults map[string]bool) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("faults: %s", resp.Status)
 	}
+}
+
+// setGraphThrottle makes the emulator's Graph answer 429 (Retry-After) for ms milliseconds.
+func setGraphThrottle(t *testing.T, w *world, ms int) {
+	t.Helper()
+	setFaults(t, w, map[string]any{"graph": map[string]int{"throttleMs": ms}})
 }
 
 // TestBrokenSubmissions: a connection that breaks before the message is handed over is retried by
@@ -56,7 +48,7 @@ func TestBrokenSubmissions(t *testing.T) {
 		t.Run(tc.fault, func(t *testing.T) {
 			w := startEmulator(t, nil)
 			w.configure(t, settings.SendSMTP)
-			setSMTPFaults(t, w, map[string]bool{tc.fault: true})
+			setFaults(t, w, map[string]any{"smtp": map[string]bool{tc.fault: true}})
 			o := w.outbox(t, nil)
 			res, err := o.Submit(context.Background(), Request{AsWebshop: true, To: []string{"anna@contoso.example"}, Subject: "Order 7", Text: "Thanks."})
 			must(t, err)
