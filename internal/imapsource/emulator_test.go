@@ -217,6 +217,63 @@ func TestFetchLargeMessageMemory(t *testing.T) {
 	}
 }
 
+// TestFetchReadAhead: bodies up to ReadAhead are read ahead and handed over whole (Raw, the same
+// bytes as Body, still intact after later messages); larger ones, and all with ReadAhead < 0, are
+// streamed (Raw nil). Messages arrive in UID order either way.
+func TestFetchReadAhead(t *testing.T) {
+	const limit = 4096
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 30, 1000)
+	for uid, raw := range deliver(t, w, "INBOX", 5, limit+1) {
+		want[uid] = raw
+	}
+	for uid, raw := range deliver(t, w, "INBOX", 30, limit-200) {
+		want[uid] = raw
+	}
+	for _, readAhead := range []int64{limit, -1} {
+		t.Run(fmt.Sprint("ReadAhead=", readAhead), func(t *testing.T) {
+			c := w.connect(t, func(cfg *Config) { cfg.ReadAhead = readAhead; cfg.FetchBatch = 16 })
+			uids, err := c.SearchNewer(0)
+			if err != nil || len(uids) != len(want) {
+				t.Fatalf("SearchNewer: %d UIDs, %v", len(uids), err)
+			}
+			kept := map[uint32][]byte{}
+			var order []uint32
+			err = c.Fetch(uids, func(m Fetched) error {
+				b, err := io.ReadAll(m.Body)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(b, want[m.UID]) {
+					return fmt.Errorf("UID %d: body differs", m.UID)
+				}
+				if ahead := readAhead > 0 && len(b) <= limit; ahead != (m.Raw != nil) {
+					return fmt.Errorf("UID %d of %d bytes: Raw set %v, want %v", m.UID, len(b), m.Raw != nil, ahead)
+				}
+				if m.Raw != nil {
+					kept[m.UID] = m.Raw
+				}
+				order = append(order, m.UID)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(order, uids) {
+				t.Fatalf("order = %v, want %v", order, uids)
+			}
+			for uid, raw := range kept {
+				if !bytes.Equal(raw, want[uid]) {
+					t.Fatalf("UID %d: the Raw kept changed after fn returned", uid)
+				}
+			}
+			if readAhead > 0 && len(kept) != 60 {
+				t.Fatalf("%d bodies read ahead, want 60", len(kept))
+			}
+		})
+	}
+}
+
 func TestFetchDropMidFetch(t *testing.T) {
 	w := startEmulator(t)
 	want := deliver(t, w, "INBOX", 60, 3000)

@@ -120,16 +120,23 @@ func TestFetchSpooledMemory(t *testing.T) {
 	}
 }
 
-// TestFetchCutInBody: the connection ends in the middle of a body, streamed or spooled.
+// TestFetchCutInBody: the connection ends in the middle of a body, read ahead, streamed or spooled.
 func TestFetchCutInBody(t *testing.T) {
-	for _, order := range []string{"uid-first", "uid-last"} {
-		t.Run(order, func(t *testing.T) {
-			s := startFake(t, "IMAP4rev1 UIDPLUS MOVE", order, "/")
+	for _, tc := range []struct {
+		name, order string
+		readAhead   int64
+	}{
+		{"read ahead", "uid-first", 0},
+		{"streamed", "uid-first", -1},
+		{"spooled", "uid-last", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startFake(t, "IMAP4rev1 UIDPLUS MOVE", tc.order, "/")
 			for i := range 5 {
 				s.deliver("INBOX", message(i, 20000))
 			}
 			s.cutUID = 3
-			c := s.connect(t, nil)
+			c := s.connect(t, func(cfg *Config) { cfg.ReadAhead = tc.readAhead })
 			var complete []uint32
 			err := c.Fetch([]uint32{1, 2, 3, 4, 5}, func(m Fetched) error {
 				if _, err := io.Copy(io.Discard, m.Body); err != nil {

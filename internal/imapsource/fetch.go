@@ -1,6 +1,7 @@
 package imapsource
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"math"
@@ -53,6 +54,9 @@ type Fetched struct {
 	// A read error from Body is a transient *diag.Error (the connection broke in the middle of the
 	// message): fn must then return an error and must not keep what it read.
 	Body io.Reader
+	// Raw, when not nil, is the whole body, read ahead of the call to fn (see Config.ReadAhead); Body
+	// reads the same bytes. Unlike Body, it is fn's to keep.
+	Raw []byte
 }
 
 // Fetch fetches the given UIDs of the selected mailbox with UID FETCH (UID BODY.PEEK[], and with
@@ -61,14 +65,16 @@ type Fetched struct {
 // that followed it). BODY.PEEK never sets \Seen. UIDs that no longer exist are skipped (fn is not
 // called for them).
 //
-// Bodies are streamed: when the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in
-// the order they are asked for, as Dovecot and go-imap's server, hence the emulator, do), Body reads the
-// literal straight off the connection and nothing is buffered here. A server that sends any of them
-// after the body makes buffering necessary (the body cannot be bound to its UID before the end of
-// the response): such a body is spooled, in memory up to Config.SpoolThreshold and in a temporary
-// file in Config.SpoolDir beyond that. At most two spooled bodies exist at any time (one being read
-// by fn, one arriving), so memory stays under about 2 × SpoolThreshold plus go-imap's small buffers,
-// whatever the message sizes.
+// When the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in the order they are
+// asked for, as Dovecot and go-imap's server, hence the emulator, do), a body of up to
+// Config.ReadAhead bytes is read ahead: off the connection while fn works on the messages before it,
+// at most ReadAheadMessages of them held (Fetched.Raw has it whole); a larger body is streamed, Body
+// reading the literal straight off the connection with nothing buffered here. A server that sends any
+// of them after the body makes buffering necessary (the body cannot be bound to its UID before the
+// end of the response): such a body is spooled, in memory up to Config.SpoolThreshold and in a
+// temporary file in Config.SpoolDir beyond that. At most two spooled bodies exist at any time (one
+// being read by fn, one arriving). So memory stays under about ReadAheadMessages × ReadAhead +
+// 2 × SpoolThreshold plus go-imap's small buffers, whatever the message sizes.
 //
 // If fn returns an error, Fetch stops and returns it; the connection is then closed (the rest of the
 // batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
@@ -96,13 +102,16 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 	c.active = st
 	c.mu.Unlock()
 
-	// The pump sends the UID FETCH commands one after the other and hands their messages over one
-	// at a time, waiting until the loop below is done with each (go-imap discards a message's unread
-	// data when the next one is taken), so that the loop can also listen to late messages and to the
-	// stall timer. The next command is not sent ahead: Dovecot runs pipelined FETCHes in parallel and
-	// may send the second one's data before the first one's completion, while go-imap's reader
-	// waits for each literal to be consumed, which would deadlock.
-	msgs := make(chan *imapclient.FetchMessageData)
+	// The pump sends the UID FETCH commands one after the other and hands their messages over, so
+	// that the loop below can also listen to late messages and to the stall timer. A body of up to
+	// Config.ReadAhead bytes whose UID came first is read off the connection by the pump itself and
+	// handed over whole, up to ReadAheadMessages ahead of fn: the connection keeps flowing while fn
+	// works. Any other message is handed over as it is, and the pump waits until the loop is done
+	// with it (go-imap discards a message's unread data when the next one is taken). The next command
+	// is not sent ahead: Dovecot runs pipelined FETCHes in parallel and may send the second one's data
+	// before the first one's completion, while go-imap's reader waits for each literal to be
+	// consumed, which would deadlock.
+	msgs := make(chan pumped, ReadAheadMessages)
 	next := make(chan struct{})
 	cmdDone := make(chan error, 1)
 	go func() {
@@ -111,16 +120,33 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 		defer func() { cmdDone <- cmdErr }()
 		opts := &imap.FetchOptions{UID: true, RFC822Size: c.cfg.SizeAndDate, InternalDate: c.cfg.SizeAndDate,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+		hand := func(p pumped) bool {
+			select {
+			case msgs <- p:
+				return true
+			case <-st.abort:
+				return false
+			}
+		}
 		for _, set := range batches {
 			cmd := c.c.Fetch(set, opts)
 			aborted := false
 			for m := cmd.Next(); m != nil; m = cmd.Next() {
-				select {
-				case msgs <- m:
-				case <-st.abort:
-					aborted = true
+				p := pumped{m: m}
+				p.body = c.scanToBody(m, &p.msgState)
+				if c.readsAhead(&p) {
+					p.raw, p.err = c.readBody(p.body)
+					p.m, p.body = nil, nil
+					if p.err == nil {
+						drain(m)
+					}
+					// After an error the connection is broken: the loop returns it.
+					if aborted = !hand(p) || p.err != nil; aborted {
+						break
+					}
+					continue
 				}
-				if !aborted {
+				if aborted = !hand(p); !aborted {
 					select {
 					case <-next:
 					case <-st.abort:
@@ -157,10 +183,21 @@ loop:
 				go func() { st.wg.Wait(); close(drained) }()
 				break
 			}
-			if err = c.fetchOne(st, m, fn); err != nil {
+			if m.err != nil {
+				err = m.err
 				break loop
 			}
-			next <- struct{}{}
+			if m.m == nil {
+				err = c.deliverRaw(st, m, fn)
+			} else {
+				err = c.fetchOne(st, m, fn)
+			}
+			if err != nil {
+				break loop
+			}
+			if m.m != nil {
+				next <- struct{}{}
+			}
 		case lm := <-st.late:
 			err = c.deliverLate(st, lm, fn)
 			if err != nil {
@@ -236,16 +273,134 @@ type lateMsg struct {
 	err error
 }
 
-// fetchOne handles a message that go-imap routed to the command (its UID came before the body).
-func (c *Conn) fetchOne(st *fetchState, m *imapclient.FetchMessageData, fn func(Fetched) error) error {
+// msgState is what the items of one FETCH response said so far.
+type msgState struct {
+	f                  Fetched
+	haveSize, haveDate bool
+}
+
+// pumped is what the pump hands to Fetch's loop: a body read ahead (raw; m is nil), a message to go
+// on with (m, and body when the pump stopped at its body), or the error that broke the connection
+// while a body was read ahead.
+type pumped struct {
+	msgState
+	m    *imapclient.FetchMessageData
+	body *imapclient.FetchItemDataBodySection
+	raw  []byte
+	err  error
+}
+
+// scanToBody takes m's items up to its first body section with a literal, which it returns (nil
+// when m has none).
+func (c *Conn) scanToBody(m *imapclient.FetchMessageData, ms *msgState) *imapclient.FetchItemDataBodySection {
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			ms.f.UID = uint32(it.UID)
+		case imapclient.FetchItemDataRFC822Size:
+			ms.f.Size, ms.haveSize = it.Size, true
+		case imapclient.FetchItemDataInternalDate:
+			ms.f.InternalDate, ms.haveDate = it.Time, true
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal != nil {
+				return &it
+			}
+		}
+	}
+	return nil
+}
+
+// readsAhead says whether the pump reads p's body itself: a body small enough whose UID (and size
+// and date, when asked for) came before it.
+func (c *Conn) readsAhead(p *pumped) bool {
+	return p.body != nil && p.f.UID != 0 && (p.haveSize && p.haveDate || !c.cfg.SizeAndDate) &&
+		c.cfg.ReadAhead > 0 && p.body.Literal.Size() <= c.cfg.ReadAhead
+}
+
+// readBody reads a whole literal. An early end is the connection breaking: a transient *diag.Error,
+// returned once go-imap's reader has stopped (see awaitReaderExit).
+func (c *Conn) readBody(b *imapclient.FetchItemDataBodySection) ([]byte, error) {
+	raw := make([]byte, b.Literal.Size())
+	if _, err := io.ReadFull(b.Literal, raw); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		c.awaitReaderExit()
+		return nil, c.brokenError(StageFetch, err)
+	}
+	return raw, nil
+}
+
+// drain takes the rest of m's items (go-imap discards any further literal).
+func drain(m *imapclient.FetchMessageData) {
+	for item := m.Next(); item != nil; item = m.Next() {
+	}
+}
+
+// deliverRaw hands over a body the pump read ahead.
+func (c *Conn) deliverRaw(st *fetchState, p pumped, fn func(Fetched) error) error {
+	f := p.f
+	if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
+		return nil
+	}
+	if !p.haveSize {
+		f.Size = int64(len(p.raw))
+	}
+	f.Body, f.Raw = bytes.NewReader(p.raw), p.raw
+	if err := fn(f); err != nil {
+		return err
+	}
+	st.delivered[f.UID] = true
+	return nil
+}
+
+// fetchOne goes on with a message the pump did not read ahead (its UID came after the body, or the
+// body is large): from its body, if the pump stopped there, to its last item.
+func (c *Conn) fetchOne(st *fetchState, p pumped, fn func(Fetched) error) error {
 	var (
-		f                  Fetched
-		haveSize, haveDate bool
+		f                  = p.f
+		haveSize, haveDate = p.haveSize, p.haveDate
 		sp                 *spool
 		gotBody            bool
 	)
 	defer func() { sp.close() }()
-	for item := m.Next(); item != nil; item = m.Next() {
+	body := func(it imapclient.FetchItemDataBodySection) error {
+		if it.Literal == nil || gotBody {
+			return nil // go-imap's Next discards it
+		}
+		gotBody = true
+		if f.UID != 0 && (haveSize && haveDate || !c.cfg.SizeAndDate) {
+			if !haveSize {
+				f.Size = it.Literal.Size()
+			}
+			if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
+				return nil
+			}
+			br := &bodyReader{r: it.Literal, left: it.Literal.Size(), c: c}
+			f.Body = br
+			err := fn(f)
+			if br.err != nil {
+				c.awaitReaderExit()
+				return br.err
+			}
+			if err != nil {
+				return err
+			}
+			st.delivered[f.UID] = true
+			return nil
+		}
+		var err error
+		if sp, err = newSpool(it.Literal, it.Literal.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir); err != nil {
+			return c.spoolFailed(err)
+		}
+		return nil
+	}
+	if p.body != nil {
+		if err := body(*p.body); err != nil {
+			return err
+		}
+	}
+	for item := p.m.Next(); item != nil; item = p.m.Next() {
 		switch it := item.(type) {
 		case imapclient.FetchItemDataUID:
 			f.UID = uint32(it.UID)
@@ -254,33 +409,8 @@ func (c *Conn) fetchOne(st *fetchState, m *imapclient.FetchMessageData, fn func(
 		case imapclient.FetchItemDataInternalDate:
 			f.InternalDate, haveDate = it.Time, true
 		case imapclient.FetchItemDataBodySection:
-			if it.Literal == nil || gotBody {
-				continue // go-imap's Next discards it
-			}
-			gotBody = true
-			if f.UID != 0 && (haveSize && haveDate || !c.cfg.SizeAndDate) {
-				if !haveSize {
-					f.Size = it.Literal.Size()
-				}
-				if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
-					continue
-				}
-				body := &bodyReader{r: it.Literal, left: it.Literal.Size(), c: c}
-				f.Body = body
-				err := fn(f)
-				if body.err != nil {
-					c.awaitReaderExit()
-					return body.err
-				}
-				if err != nil {
-					return err
-				}
-				st.delivered[f.UID] = true
-				continue
-			}
-			var err error
-			if sp, err = newSpool(it.Literal, it.Literal.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir); err != nil {
-				return c.spoolFailed(err)
+			if err := body(it); err != nil {
+				return err
 			}
 		}
 	}

@@ -43,6 +43,10 @@ type Config struct {
 	SpoolThreshold int64
 	// FetchBatch is the number of UIDs per UID FETCH command (0: DefaultFetchBatch).
 	FetchBatch int
+	// ReadAhead is the largest body Fetch reads off the connection ahead of fn, while fn works on
+	// the messages before it (0: DefaultReadAhead; negative: none, every body is streamed to fn).
+	// At most ReadAheadMessages bodies are held so, so memory stays under their product.
+	ReadAhead int64
 	// SizeAndDate makes Fetch ask for RFC822.SIZE and INTERNALDATE besides UID and the body. Without
 	// it Fetched.Size is the body's length and InternalDate is zero: ingestion needs neither, and
 	// the server is spared the work (Dovecot looks at each message's file for them).
@@ -57,7 +61,10 @@ const (
 	DefaultTimeout        = 30 * time.Second
 	DefaultSpoolThreshold = 1 << 20
 	DefaultFetchBatch     = 250
-	DefaultPollInterval   = 30 * time.Second
+	DefaultReadAhead      = 256 << 10
+	// ReadAheadMessages is how many bodies read ahead Fetch holds at most.
+	ReadAheadMessages   = 8
+	DefaultPollInterval = 30 * time.Second
 )
 
 func (cfg *Config) setDefaults() {
@@ -69,6 +76,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.FetchBatch <= 0 {
 		cfg.FetchBatch = DefaultFetchBatch
+	}
+	if cfg.ReadAhead == 0 {
+		cfg.ReadAhead = DefaultReadAhead
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval

@@ -523,9 +523,12 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 		})
 	}
 	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
-		raw, err := readAll(f.Body, f.Size)
-		if err != nil {
-			return err
+		raw := f.Raw
+		if raw == nil {
+			var err error
+			if raw, err = readAll(f.Body, f.Size); err != nil {
+				return err
+			}
 		}
 		todo <- fetched{f.UID, raw}
 		if size += len(raw); size >= w.cfg.BatchBytes {
