@@ -442,18 +442,68 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 
 // authConn is a connection that passed our AUTHENTICATE, handed to go-imap. Reads drain the front
 // end's buffered reader first; the first line go-imap writes (its PREAUTH greeting) is swallowed.
+//
+// go-imap's server flushes after every response line. While corked (see cork), writes are held
+// back and go out together: the updates of one poll (the EXPUNGE responses after a MOVE of
+// thousands of messages) leave in a few TLS records and system calls, as a real server's buffered
+// output does, instead of one of each per line.
 type authConn struct {
 	net.Conn
 	br        *bufio.Reader
 	principal Principal
 	greeted   bool
+
+	mu     sync.Mutex
+	corked bool
+	held   []byte
+}
+
+// corkFlushAt is how much a corked connection holds before it writes anyway (a TLS record's worth).
+const corkFlushAt = 16 << 10
+
+// cork holds writes back until uncork.
+func (c *authConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was held back and lets writes through again.
+func (c *authConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+func (c *authConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
 }
 
 func (c *authConn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
 func (c *authConn) Write(p []byte) (int, error) {
 	if c.greeted {
-		return c.Conn.Write(p)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.corked {
+			if err := c.flushLocked(); err != nil {
+				return 0, err
+			}
+			return c.Conn.Write(p)
+		}
+		c.held = append(c.held, p...)
+		if len(c.held) >= corkFlushAt {
+			if err := c.flushLocked(); err != nil {
+				return 0, err
+			}
+		}
+		return len(p), nil
 	}
 	i := strings.IndexByte(string(p), '\n')
 	if i < 0 {

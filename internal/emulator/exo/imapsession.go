@@ -24,6 +24,7 @@ type imapSession struct {
 	srv     *IMAPServer
 	store   *MailStore
 	netConn net.Conn
+	out     *authConn // netConn as go-imap writes to it (corked while polling)
 	p       Principal
 	sel     *selection
 	fetches fetchCounter
@@ -60,7 +61,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Connection closed. 14"}
 	}
 	s.sessWG.Add(1)
-	sess := &imapSession{srv: s, store: s.cfg.Store, netConn: ac.Conn, p: ac.principal}
+	sess := &imapSession{srv: s, store: s.cfg.Store, netConn: ac.Conn, out: ac, p: ac.principal}
 	return sess, &imapserver.GreetingData{PreAuth: true}, nil
 }
 
@@ -320,7 +321,18 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 		s.netConn.Close()
 		return errors.New("exo: the selected folder was rebuilt")
 	}
-	return s.sel.view.Poll(w, allowExpunge)
+	return s.poll(s.sel, w, allowExpunge)
+}
+
+// poll writes a selection's pending updates, corked: go-imap flushes each line, and a MOVE of
+// thousands of messages means thousands of EXPUNGE lines.
+func (s *imapSession) poll(sel *selection, w *imapserver.UpdateWriter, allowExpunge bool) error {
+	s.out.cork()
+	err := sel.view.Poll(w, allowExpunge)
+	if uerr := s.out.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -356,7 +368,7 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 			s.netConn.Close() // rebuilt under the idling client: it reconnects and selects again
 			return errors.New("exo: the selected folder was rebuilt")
 		}
-		if err := sel.view.Poll(w, true); err != nil {
+		if err := s.poll(sel, w, true); err != nil {
 			return err
 		}
 		select {
