@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -392,5 +394,73 @@ func TestIMAPThrottleAndStall(t *testing.T) {
 	}
 	if d := time.Since(start); d < stall-50*time.Millisecond {
 		t.Fatalf("stall lasted only %v", d)
+	}
+}
+
+// TestIMAPMoveExpunges: a MOVE of scattered UIDs (most of them at the front, as an ingesting client
+// moves) sends the moving session and another session on the folder EXPUNGE responses that, applied
+// in order, leave each with exactly the messages still there.
+func TestIMAPMoveExpunges(t *testing.T) {
+	e := newEnv(t)
+	const n = 40
+	for i := range n {
+		if _, err := e.store.Deliver(alice, "INBOX", testMessage(bob, alice, fmt.Sprint("m", i), 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type session struct {
+		c    *imapclient.Client
+		mu   sync.Mutex
+		seqs []uint32
+	}
+	open := func() *session {
+		s := &session{}
+		s.c = e.imapClient(t, alice, "good-token", &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Expunge: func(seq uint32) { s.mu.Lock(); s.seqs = append(s.seqs, seq); s.mu.Unlock() }}})
+		if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mover, other := open(), open()
+	if err := mover.c.Create("Processed", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var set imap.UIDSet
+	set.AddRange(1, 12)
+	set.AddNum(15, 16, 22, 31, 40)
+	if _, err := mover.c.Move(set, "Processed").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := e.store.Messages(alice, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []imap.UID
+	for _, m := range msgs {
+		want = append(want, imap.UID(m.UID))
+	}
+	if len(want) != n-17 {
+		t.Fatalf("%d messages left in INBOX, want %d", len(want), n-17)
+	}
+	for name, s := range map[string]*session{"moving session": mover, "other session": other} {
+		s.mu.Lock()
+		view := make([]imap.UID, n)
+		for i := range view {
+			view[i] = imap.UID(i + 1)
+		}
+		for _, seq := range s.seqs {
+			if seq == 0 || int(seq) > len(view) {
+				t.Fatalf("%s: EXPUNGE %d with %d messages", name, seq, len(view))
+			}
+			view = slices.Delete(view, int(seq)-1, int(seq))
+		}
+		s.mu.Unlock()
+		if !slices.Equal(view, want) {
+			t.Fatalf("%s sees %v after its EXPUNGEs, want %v", name, view, want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package exo
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -402,6 +403,21 @@ func (s *imapSession) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) er
 // forEachLocked calls fn for the messages of numSet this session knows about (sequence number != 0).
 func (sel *selection) forEachLocked(numSet imap.NumSet, fn func(seq uint32, i int, m *message)) {
 	numSet = sel.staticNumSet(numSet)
+	if uids, ok := numSet.(imap.UIDSet); ok && ascending(uids) {
+		// The folder's messages are in UID order: look each range up instead of reading the whole
+		// folder for every command (a client fetching a large folder in batches would make that
+		// quadratic).
+		msgs := sel.f.msgs
+		for _, r := range uids {
+			lo, _ := slices.BinarySearchFunc(msgs, r.Start, func(m *message, u imap.UID) int { return cmp.Compare(m.uid, u) })
+			for i := lo; i < len(msgs) && msgs[i].uid <= r.Stop; i++ {
+				if seq := sel.view.EncodeSeqNum(uint32(i) + 1); seq != 0 {
+					fn(seq, i, msgs[i])
+				}
+			}
+		}
+		return
+	}
 	for i, m := range sel.f.msgs {
 		var in bool
 		switch ns := numSet.(type) {
@@ -419,6 +435,17 @@ func (sel *selection) forEachLocked(numSet imap.NumSet, fn func(seq uint32, i in
 			}
 		}
 	}
+}
+
+// ascending reports whether a static UID set's ranges are each in order and in ascending order of
+// one another, without overlaps (as clients send them); forEachLocked reads other sets whole.
+func ascending(uids imap.UIDSet) bool {
+	for i, r := range uids {
+		if r.Start > r.Stop || i > 0 && r.Start <= uids[i-1].Stop {
+			return false
+		}
+	}
+	return true
 }
 
 // staticNumSet resolves "*" and the SEARCHRES "$" marker.
