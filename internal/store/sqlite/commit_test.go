@@ -280,7 +280,7 @@ func TestCommitBatchRaced(t *testing.T) {
 	}
 	ms = append(ms, commitMsg(1, 1, 151)) // a copy in the batch of one stored by the other process
 	b := store.Batch{AccountID: 1, Account: "acct1@contoso.example", Type: settings.TypeGeneral, Folder: "INBOX", UIDValidity: 7, LastUID: 151, Messages: ms}
-	refs, err := s.appendRaw(ctx, b)
+	refs, err := s.appendRaw(ctx, b, true)
 	if err != nil || len(refs) != 150 {
 		t.Fatalf("%d refs, %v", len(refs), err)
 	}
@@ -294,11 +294,15 @@ func TestCommitBatchRaced(t *testing.T) {
 	delete(refs, ms[10].Meta.SHA256)
 	delete(refs, ms[11].Meta.SHA256)
 	var got []store.Committed
+	var stored bool
 	if err := s.tx(ctx, func(tx *sql.Tx) error {
-		got, err = s.commitBatch(ctx, tx, b, refs, nil)
+		got, stored, err = s.commitBatch(ctx, tx, b, refs, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if !stored {
+		t.Error("commitBatch does not say that some of the messages were stored already")
 	}
 	want := map[int]string{1: theirs[0].ID, 70: theirs[1].ID, 149: theirs[2].ID, 150: theirs[0].ID}
 	seen := map[string]bool{}
@@ -382,5 +386,64 @@ func TestCommitBatchOneConnection(t *testing.T) {
 	got, err := s.CommitBatch(ctx, b)
 	if err != nil || !got[69].Duplicate {
 		t.Fatalf("%v %v", got, err)
+	}
+}
+
+// TestCommitBatchUnchecked: after a batch of new messages only, the next batch's bytes are written
+// without asking the database which it has: messages stored already (moved back into the folder by a
+// user, with new UIDs) are still Duplicates of the stored ones, and only their bytes are left unused
+// in the segments; the batch after that is checked again and writes nothing for known messages.
+func TestCommitBatchUnchecked(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir)
+	defer s.Close()
+	ctx := context.Background()
+	size := func(ms ...store.NewMessage) (n int64) {
+		for _, m := range ms {
+			n += int64(len(m.Raw))
+		}
+		return n
+	}
+	commit := func(last uint32, ms ...store.NewMessage) []store.Committed {
+		t.Helper()
+		got, err := s.CommitBatch(ctx, rawBatch(7, last, ms...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := []store.NewMessage{commitMsg(0, 0, 1), commitMsg(1, 1, 2), commitMsg(2, 2, 3)}
+	a := commit(3, first...)
+	if segSize(t, dir) != size(first...) {
+		t.Fatalf("first batch: segments hold %d bytes, want %d", segSize(t, dir), size(first...))
+	}
+	// Messages 0 and 2 come back with new UIDs, beside two new ones: written unchecked.
+	second := []store.NewMessage{commitMsg(0, 0, 4), commitMsg(3, 3, 5), commitMsg(2, 2, 6), commitMsg(4, 4, 7)}
+	b := commit(7, second...)
+	if !b[0].Duplicate || b[0].ID != a[0].ID || !b[2].Duplicate || b[2].ID != a[2].ID || b[1].Duplicate || b[3].Duplicate {
+		t.Fatalf("second batch: %+v", b)
+	}
+	if got, want := segSize(t, dir), size(first...)+size(second...); got != want {
+		t.Fatalf("second batch (unchecked): segments hold %d bytes, want %d", got, want)
+	}
+	for i, c := range b {
+		if raw, err := s.Raw(ctx, c.ID); err != nil || !bytes.Equal(raw, second[i].Raw) {
+			t.Fatalf("message %d of the second batch reads %q, %v", i, raw, err)
+		}
+	}
+	// The second batch held known messages: the third is checked, known bytes are not written again.
+	before := segSize(t, dir)
+	third := []store.NewMessage{commitMsg(1, 1, 8), commitMsg(5, 5, 9)}
+	c := commit(9, third...)
+	if !c[0].Duplicate || c[0].ID != a[1].ID || c[1].Duplicate {
+		t.Fatalf("third batch: %+v", c)
+	}
+	if got, want := segSize(t, dir), before+size(third[1]); got != want {
+		t.Fatalf("third batch (checked): segments hold %d bytes, want %d", got, want)
+	}
+	var n int
+	s.db.QueryRow(`SELECT count(*) FROM messages`).Scan(&n)
+	if n != 6 {
+		t.Fatalf("%d messages stored, want 6", n)
 	}
 }

@@ -37,7 +37,24 @@ func (s *Store) ResetCursor(ctx context.Context, accountID int64, folder string,
 	if err != nil {
 		return fmt.Errorf("reset cursor: %w", err)
 	}
+	s.setFresh(accountID, false) // the folder is read again: its messages are likely stored already
 	return nil
+}
+
+// isFresh and setFresh keep, per account, whether its last batch held only new messages.
+func (s *Store) isFresh(accountID int64) bool {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.fresh[accountID]
+}
+
+func (s *Store) setFresh(accountID int64, fresh bool) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.fresh == nil {
+		s.fresh = map[int64]bool{}
+	}
+	s.fresh[accountID] = fresh
 }
 
 func jsonText(v any) string {
@@ -152,22 +169,30 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	}
 	// The bytes first, synced, outside the transaction: only the new ones (a folder read again after a
 	// UIDVALIDITY change writes nothing), each once.
-	refs, err := s.appendRaw(ctx, b)
+	checked := !s.isFresh(b.AccountID)
+	refs, err := s.appendRaw(ctx, b, checked)
 	if err != nil {
+		s.setFresh(b.AccountID, false)
 		return nil, err
 	}
 	if err := s.prepareAll(ctx, commitQueries, insertMessages, insertUIDs, insertDeliveries, findIDs); err != nil {
 		return nil, err
 	}
 	out := make([]store.Committed, 0, len(b.Messages))
+	var stored bool
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		var err error
-		out, err = s.commitBatch(ctx, tx, b, refs, out)
+		out, stored, err = s.commitBatch(ctx, tx, b, refs, out)
 		return err
 	})
+	s.setFresh(b.AccountID, err == nil && !stored)
 	if err != nil {
 		return nil, err
+	}
+	if stored && !checked {
+		s.log.Info("a batch held messages stored already; their bytes, written unchecked, are left unused in the segment files",
+			"account_id", b.AccountID, "folder", b.Folder, "last_uid", b.LastUID)
 	}
 	return out, nil
 }
@@ -177,29 +202,29 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 // statement journal avoided, see insertMessages, this halved the transaction's CPU): the result is
 // the same as looking at and writing each message in turn — the first of the batch's messages with
 // some bytes is stored unless the account had them already; every other is a Duplicate of the
-// message that has them.
-func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs map[string]segments.Ref, out []store.Committed) ([]store.Committed, error) {
+// message that has them. stored says whether the account had any of them already.
+func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs map[string]segments.Ref, out []store.Committed) (_ []store.Committed, stored bool, err error) {
 	now := s.stamp()
 	st := s.txStmts(tx)
 	cur, err := st.query(ctx, qCursorValidity)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var validity uint32
 	switch err := cur.QueryRowContext(ctx, b.AccountID, b.Folder).Scan(&validity); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return nil, fmt.Errorf("read cursor: %w", err)
+		return nil, false, fmt.Errorf("read cursor: %w", err)
 	case validity != b.UIDValidity:
-		return nil, fmt.Errorf("folder %s: %w (cursor %d, batch %d)", b.Folder, store.ErrUIDValidity, validity, b.UIDValidity)
+		return nil, false, fmt.Errorf("folder %s: %w (cursor %d, batch %d)", b.Folder, store.ErrUIDValidity, validity, b.UIDValidity)
 	}
 	hooks, err := st.query(ctx, qHooked)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var hooked int
 	if err := hooks.QueryRowContext(ctx, b.Type).Scan(&hooked); err != nil {
-		return nil, fmt.Errorf("read webhooks: %w", err)
+		return nil, false, fmt.Errorf("read webhooks: %w", err)
 	}
 	// The messages whose bytes were not written to a segment are most likely known already: their
 	// ids, all at once.
@@ -212,6 +237,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 	known := map[string]string{}
 	if len(old) > 0 {
 		get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return st.get(ctx, k, q) }
+		defer func() { stored = stored || len(known) > 0 }()
 		if err := queryRows(ctx, get, findIDs, []any{b.AccountID}, old, func(r *sql.Rows) error {
 			var sum, id string
 			if err := r.Scan(&sum, &id); err != nil {
@@ -220,7 +246,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 			known[sum] = id
 			return nil
 		}); err != nil {
-			return nil, fmt.Errorf("look for duplicates: %w", err)
+			return nil, false, fmt.Errorf("look for duplicates: %w", err)
 		}
 	}
 	// Each message: a Duplicate of a known one, or of one earlier in the batch (whose id is known
@@ -267,8 +293,8 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 		} else if k == int64(n) {
 			return nil
 		}
-		// Some were there after all (stored since the bytes were written, by another process):
-		// which, and their ids.
+		// Some were there after all (stored since the bytes were written, by another process, or
+		// their bytes were written unchecked, see appendRaw): which, and their ids.
 		if find == nil {
 			var err error
 			if find, err = st.query(ctx, qFindSHA); err != nil {
@@ -282,11 +308,12 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 			}
 			if id != out[i].ID {
 				out[i].ID, out[i].Duplicate = id, true
+				stored = true
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("store messages (uids %d to %d): %w", b.Messages[0].UID, b.Messages[len(b.Messages)-1].UID, err)
+		return nil, false, fmt.Errorf("store messages (uids %d to %d): %w", b.Messages[0].UID, b.Messages[len(b.Messages)-1].UID, err)
 	}
 	for _, c := range copies {
 		out[c[0]].ID = out[c[1]].ID
@@ -303,10 +330,10 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 			// since: kept in the database instead.
 			raw, err := st.query(ctx, qInsertRaw)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if _, err := raw.ExecContext(ctx, c.ID, m.Raw); err != nil {
-				return nil, fmt.Errorf("store message uid %d: %w", m.UID, err)
+				return nil, false, fmt.Errorf("store message uid %d: %w", m.UID, err)
 			}
 		}
 		if hooked > 0 {
@@ -314,7 +341,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 		}
 	}
 	if err := st.execRows(ctx, insertDeliveries, []any{typ, now}, 1, hookRows, nil); err != nil {
-		return nil, fmt.Errorf("queue webhook delivery: %w", err)
+		return nil, false, fmt.Errorf("queue webhook delivery: %w", err)
 	}
 	// Where each message was found.
 	uidRows := make([]any, 0, 3*len(out))
@@ -322,36 +349,42 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 		uidRows = append(uidRows, int64(c.UID), c.ID, b.Messages[i].Dest)
 	}
 	if err := st.execRows(ctx, insertUIDs, []any{b.AccountID, b.Folder, int64(b.UIDValidity)}, 3, uidRows, nil); err != nil {
-		return nil, fmt.Errorf("record uids: %w", err)
+		return nil, false, fmt.Errorf("record uids: %w", err)
 	}
 	adv, err := st.query(ctx, qAdvanceCursor)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if _, err := adv.ExecContext(ctx, b.AccountID, b.Folder, int64(b.UIDValidity), int64(b.LastUID), now); err != nil {
-		return nil, fmt.Errorf("advance cursor: %w", err)
+		return nil, false, fmt.Errorf("advance cursor: %w", err)
 	}
-	return out, nil
+	return out, stored, nil
 }
 
-// appendRaw writes the bytes of the batch's messages that the account does not have yet to the segment
-// files, synced, and returns where each one went by its sha256.
-func (s *Store) appendRaw(ctx context.Context, b store.Batch) (map[string]segments.Ref, error) {
+// appendRaw writes the bytes of the batch's messages to the segment files, synced, each once, and
+// returns where each one went by its sha256. With check, only those the account does not have yet:
+// the database is asked first. Without (when the account's last batch held only new messages, as
+// almost every batch does, the question costs a tenth of a commit), the bytes of a message stored
+// already are written too and left unused: at most one batch's worth, as the next batch checks.
+// A folder read again after a UIDVALIDITY change (ResetCursor) is checked from its first batch.
+func (s *Store) appendRaw(ctx context.Context, b store.Batch, check bool) (map[string]segments.Ref, error) {
 	have := make(map[string]bool, len(b.Messages))
-	sums := make([]any, len(b.Messages))
-	for i, m := range b.Messages {
-		sums[i] = m.Meta.SHA256
-	}
-	get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return s.prepared(ctx, k, q) }
-	if err := queryRows(ctx, get, findSHAs, []any{b.AccountID}, sums, func(r *sql.Rows) error {
-		var h string
-		if err := r.Scan(&h); err != nil {
-			return err
+	if check {
+		sums := make([]any, len(b.Messages))
+		for i, m := range b.Messages {
+			sums[i] = m.Meta.SHA256
 		}
-		have[h] = true
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("look for duplicates: %w", err)
+		get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return s.prepared(ctx, k, q) }
+		if err := queryRows(ctx, get, findSHAs, []any{b.AccountID}, sums, func(r *sql.Rows) error {
+			var h string
+			if err := r.Scan(&h); err != nil {
+				return err
+			}
+			have[h] = true
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("look for duplicates: %w", err)
+		}
 	}
 	var bodies [][]byte
 	var news []string

@@ -48,8 +48,11 @@ type Store struct {
 	// ms between tries (busy_timeout still covers other processes, such as the CLI).
 	wmu sync.Mutex
 	// stmts are the statements of the ingestion path, prepared once (see prepared).
-	smu    sync.Mutex
-	stmts  map[stmtKey]*sql.Stmt
+	smu   sync.Mutex
+	stmts map[stmtKey]*sql.Stmt
+	// fresh holds the accounts whose last batch in this process held only new messages (see
+	// appendRaw), under smu.
+	fresh  map[int64]bool
 	sealer *secrets.Sealer
 	log    *slog.Logger
 	now    func() time.Time
