@@ -217,6 +217,45 @@ func TestFetchLargeMessageMemory(t *testing.T) {
 	}
 }
 
+// TestFetchReadAheadBounded: while fn works on a message, what is read ahead stays under
+// ReadAheadBytes (plus one body), not ReadAheadMessages bodies: 30 bodies of 200 KB (6 MB) with fn
+// stalled on the first allocate about 1 MB meanwhile.
+func TestFetchReadAheadBounded(t *testing.T) {
+	const n, size = 30, 200 << 10
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", n, size)
+	c := w.connect(t, nil)
+	uids, err := c.SearchNewer(0)
+	if err != nil || len(uids) != n {
+		t.Fatalf("SearchNewer: %d UIDs, %v", len(uids), err)
+	}
+	var window uint64
+	got := 0
+	err = c.Fetch(uids, func(m Fetched) error {
+		if got == 0 {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			time.Sleep(300 * time.Millisecond) // the pump reads ahead meanwhile, as far as it may
+			runtime.ReadMemStats(&after)
+			window = after.TotalAlloc - before.TotalAlloc
+		}
+		b, err := io.ReadAll(m.Body)
+		if err != nil || !bytes.Equal(b, want[m.UID]) {
+			return fmt.Errorf("UID %d: body differs (%v)", m.UID, err)
+		}
+		got++
+		return nil
+	})
+	if err != nil || got != n {
+		t.Fatalf("Fetch: %d messages, %v", got, err)
+	}
+	if limit := uint64(ReadAheadBytes + size + 512<<10); window > limit {
+		t.Fatalf("while fn was busy with the first message, %d KiB were allocated, want under %d KiB", window>>10, limit>>10)
+	}
+	t.Logf("while fn was busy with the first message, %d KiB were allocated", window>>10)
+}
+
 // TestFetchReadAhead: bodies up to ReadAhead are read ahead and handed over whole (Raw, the same
 // bytes as Body, still intact after later messages); larger ones, and all with ReadAhead < 0, are
 // streamed (Raw nil). Messages arrive in UID order either way.

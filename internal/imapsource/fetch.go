@@ -68,13 +68,14 @@ type Fetched struct {
 // When the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in the order they are
 // asked for, as Dovecot and go-imap's server, hence the emulator, do), a body of up to
 // Config.ReadAhead bytes is read ahead: off the connection while fn works on the messages before it,
-// at most ReadAheadMessages of them held (Fetched.Raw has it whole); a larger body is streamed, Body
-// reading the literal straight off the connection with nothing buffered here. A server that sends any
-// of them after the body makes buffering necessary (the body cannot be bound to its UID before the
-// end of the response): such a body is spooled, in memory up to Config.SpoolThreshold and in a
-// temporary file in Config.SpoolDir beyond that. At most two spooled bodies exist at any time (one
-// being read by fn, one arriving). So memory stays under about ReadAheadMessages × ReadAhead +
-// 2 × SpoolThreshold plus go-imap's small buffers, whatever the message sizes.
+// at most ReadAheadMessages of them and ReadAheadBytes held (Fetched.Raw has it whole); a larger body
+// is streamed, Body reading the literal straight off the connection with nothing buffered here. A
+// server that sends any of them after the body makes buffering necessary (the body cannot be bound to
+// its UID before the end of the response): such a body is spooled, in memory up to
+// Config.SpoolThreshold and in a temporary file in Config.SpoolDir beyond that. At most two spooled
+// bodies exist at any time (one being read by fn, one arriving). So memory stays under about
+// ReadAheadBytes + ReadAhead + 2 × SpoolThreshold plus go-imap's small buffers, whatever the
+// message sizes.
 //
 // If fn returns an error, Fetch stops and returns it; the connection is then closed (the rest of the
 // batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
@@ -112,6 +113,7 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 	// before the first one's completion, while go-imap's reader waits for each literal to be
 	// consumed, which would deadlock.
 	msgs := make(chan pumped, ReadAheadMessages)
+	ahead := &aheadGate{freed: make(chan struct{}, 1)}
 	next := make(chan struct{})
 	cmdDone := make(chan error, 1)
 	go func() {
@@ -135,6 +137,10 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 				p := pumped{m: m}
 				p.body = c.scanToBody(m, &p.msgState)
 				if c.readsAhead(&p) {
+					if !ahead.take(p.body.Literal.Size(), st.abort) {
+						aborted = true
+						break
+					}
 					p.raw, p.err = c.readBody(p.body)
 					p.m, p.body = nil, nil
 					if p.err == nil {
@@ -188,6 +194,7 @@ loop:
 				break loop
 			}
 			if m.m == nil {
+				ahead.give(int64(len(m.raw)))
 				err = c.deliverRaw(st, m, fn)
 			} else {
 				err = c.fetchOne(st, m, fn)
@@ -308,6 +315,43 @@ func (c *Conn) scanToBody(m *imapclient.FetchMessageData, ms *msgState) *imapcli
 		}
 	}
 	return nil
+}
+
+// aheadGate counts the bytes read ahead and not yet handed to fn, so that they stay under
+// ReadAheadBytes.
+type aheadGate struct {
+	mu    sync.Mutex
+	bytes int64
+	freed chan struct{} // poked (never blocking) when bytes are handed over
+}
+
+// take waits until n more bytes may be read ahead (at once when none are), or until abort.
+func (g *aheadGate) take(n int64, abort <-chan struct{}) bool {
+	for {
+		g.mu.Lock()
+		if g.bytes == 0 || g.bytes+n <= ReadAheadBytes {
+			g.bytes += n
+			g.mu.Unlock()
+			return true
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.freed:
+		case <-abort:
+			return false
+		}
+	}
+}
+
+// give counts n bytes as handed over.
+func (g *aheadGate) give(n int64) {
+	g.mu.Lock()
+	g.bytes -= n
+	g.mu.Unlock()
+	select {
+	case g.freed <- struct{}{}:
+	default:
+	}
 }
 
 // readsAhead says whether the pump reads p's body itself: a body small enough whose UID (and size

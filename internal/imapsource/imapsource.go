@@ -45,7 +45,7 @@ type Config struct {
 	FetchBatch int
 	// ReadAhead is the largest body Fetch reads off the connection ahead of fn, while fn works on
 	// the messages before it (0: DefaultReadAhead; negative: none, every body is streamed to fn).
-	// At most ReadAheadMessages bodies are held so, so memory stays under their product.
+	// At most ReadAheadMessages bodies, and ReadAheadBytes (or one body), are held so.
 	ReadAhead int64
 	// SizeAndDate makes Fetch ask for RFC822.SIZE and INTERNALDATE besides UID and the body. Without
 	// it Fetched.Size is the body's length and InternalDate is zero: ingestion needs neither, and
@@ -62,9 +62,14 @@ const (
 	DefaultSpoolThreshold = 1 << 20
 	DefaultFetchBatch     = 250
 	DefaultReadAhead      = 256 << 10
-	// ReadAheadMessages is how many bodies read ahead Fetch holds at most.
-	ReadAheadMessages   = 8
-	DefaultPollInterval = 30 * time.Second
+	DefaultPollInterval   = 30 * time.Second
+)
+
+// ReadAheadMessages and ReadAheadBytes bound what Fetch holds read ahead: so many bodies, so many
+// bytes (one body of up to Config.ReadAhead bytes is read ahead in any case).
+const (
+	ReadAheadMessages = 32
+	ReadAheadBytes    = 1 << 20
 )
 
 func (cfg *Config) setDefaults() {
