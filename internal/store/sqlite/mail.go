@@ -167,8 +167,9 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 	if err := store.CheckBatch(b); err != nil {
 		return nil, err
 	}
-	// The bytes first, synced, outside the transaction: only the new ones (a folder read again after a
-	// UIDVALIDITY change writes nothing), each once.
+	// The bytes first, synced, outside the transaction, each once: only the new ones (a folder read
+	// again after a UIDVALIDITY change writes nothing), unless the account's last batch held only new
+	// messages (see appendRaw).
 	checked := !s.isFresh(b.AccountID)
 	refs, err := s.appendRaw(ctx, b, checked)
 	if err != nil {
@@ -237,7 +238,6 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 	known := map[string]string{}
 	if len(old) > 0 {
 		get := func(k stmtKey, q func() string) (*sql.Stmt, error) { return st.get(ctx, k, q) }
-		defer func() { stored = stored || len(known) > 0 }()
 		if err := queryRows(ctx, get, findIDs, []any{b.AccountID}, old, func(r *sql.Rows) error {
 			var sum, id string
 			if err := r.Scan(&sum, &id); err != nil {
@@ -248,6 +248,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 		}); err != nil {
 			return nil, false, fmt.Errorf("look for duplicates: %w", err)
 		}
+		stored = len(known) > 0
 	}
 	// Each message: a Duplicate of a known one, or of one earlier in the batch (whose id is known
 	// once it is written), or new.
