@@ -106,8 +106,8 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 	// The pump sends the UID FETCH commands one after the other and hands their messages over, so
 	// that the loop below can also listen to late messages and to the stall timer. A body of up to
 	// Config.ReadAhead bytes whose UID came first is read off the connection by the pump itself and
-	// handed over whole, up to ReadAheadMessages ahead of fn: the connection keeps flowing while fn
-	// works. Any other message is handed over as it is, and the pump waits until the loop is done
+	// handed over whole, up to ReadAheadMessages bodies and ReadAheadBytes ahead of fn (ahead): the
+	// connection keeps flowing while fn works. Any other message is handed over as it is, and the pump waits until the loop is done
 	// with it (go-imap discards a message's unread data when the next one is taken). The next command
 	// is not sent ahead: Dovecot runs pipelined FETCHes in parallel and may send the second one's data
 	// before the first one's completion, while go-imap's reader waits for each literal to be
