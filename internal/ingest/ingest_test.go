@@ -87,6 +87,22 @@ func TestIngestSurvivesADroppedFetch(t *testing.T) {
 	if n := w.count("m2m@contoso.example", settings.DefaultProcessedFolder); n != 300 {
 		t.Errorf("processed %d", n)
 	}
+	// Every message's stored bytes are one delivered message's, each once (bodies are read ahead
+	// of the worker, and the connection broke in the middle of a FETCH).
+	delivered := map[string]bool{}
+	for i := range 300 {
+		delivered[string(m2mMessage(i))] = true
+	}
+	for _, m := range w.messages(store.MessageQuery{}) {
+		raw, err := w.store.Raw(context.Background(), m.ID)
+		if err != nil {
+			t.Fatalf("message %s: %v", m.ID, err)
+		}
+		if !delivered[string(raw)] {
+			t.Fatalf("message %s: stored bytes are none of the delivered messages (or stored twice)", m.ID)
+		}
+		delete(delivered, string(raw))
+	}
 }
 
 func TestIngestPausesOnConfigErrorAndResumes(t *testing.T) {
