@@ -398,73 +398,47 @@ func (c *Conn) deliverRaw(st *fetchState, p pumped, fn func(Fetched) error) erro
 	return nil
 }
 
-// fetchOne goes on with a message the pump did not read ahead (its UID came after the body, or the
-// body is large): from its body, if the pump stopped there, to its last item.
+// fetchOne goes on with a message the pump did not read ahead, stopped at its body: streamed to fn
+// when its UID (and size and date, when asked for) came first, otherwise spooled until the items after
+// it say which message it is.
 func (c *Conn) fetchOne(st *fetchState, p pumped, fn func(Fetched) error) error {
-	var (
-		f                  = p.f
-		haveSize, haveDate = p.haveSize, p.haveDate
-		sp                 *spool
-		gotBody            bool
-	)
-	defer func() { sp.close() }()
-	body := func(it imapclient.FetchItemDataBodySection) error {
-		if it.Literal == nil || gotBody {
-			return nil // go-imap's Next discards it
-		}
-		gotBody = true
-		if f.UID != 0 && (haveSize && haveDate || !c.cfg.SizeAndDate) {
-			if !haveSize {
-				f.Size = it.Literal.Size()
-			}
-			if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
-				return nil
-			}
-			br := &bodyReader{r: it.Literal, left: it.Literal.Size(), c: c}
-			f.Body = br
-			err := fn(f)
-			if br.err != nil {
-				c.awaitReaderExit()
-				return br.err
-			}
-			if err != nil {
-				return err
-			}
-			st.delivered[f.UID] = true
-			return nil
-		}
-		var err error
-		if sp, err = newSpool(it.Literal, it.Literal.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir); err != nil {
-			return c.spoolFailed(err)
-		}
-		return nil
+	if p.body == nil {
+		return nil // no body (a flags update): the pump took all its items
 	}
-	if p.body != nil {
-		if err := body(*p.body); err != nil {
+	ms, lit := p.msgState, p.body.Literal
+	if ms.f.UID != 0 && (ms.haveSize && ms.haveDate || !c.cfg.SizeAndDate) {
+		f := ms.f
+		if !ms.haveSize {
+			f.Size = lit.Size()
+		}
+		if st.delivered[f.UID] || !st.want.Contains(imap.UID(f.UID)) {
+			return nil // the rest is discarded when the pump takes the next message
+		}
+		br := &bodyReader{r: lit, left: lit.Size(), c: c}
+		f.Body = br
+		err := fn(f)
+		if br.err != nil {
+			c.awaitReaderExit()
+			return br.err
+		}
+		if err != nil {
 			return err
 		}
+		st.delivered[f.UID] = true
+		return nil
 	}
-	for item := p.m.Next(); item != nil; item = p.m.Next() {
-		switch it := item.(type) {
-		case imapclient.FetchItemDataUID:
-			f.UID = uint32(it.UID)
-		case imapclient.FetchItemDataRFC822Size:
-			f.Size, haveSize = it.Size, true
-		case imapclient.FetchItemDataInternalDate:
-			f.InternalDate, haveDate = it.Time, true
-		case imapclient.FetchItemDataBodySection:
-			if err := body(it); err != nil {
-				return err
-			}
-		}
+	sp, err := newSpool(lit, lit.Size(), c.cfg.SpoolThreshold, c.cfg.SpoolDir)
+	if err != nil {
+		return c.spoolFailed(err)
 	}
-	if sp == nil {
-		return nil // no body (a flags update, or already streamed)
+	defer sp.close()
+	for c.scanToBody(p.m, &ms) != nil {
+		// The items after the body (UID, size, date); a second body is discarded.
 	}
-	if !haveSize {
-		f.Size = sp.size
+	if !ms.haveSize {
+		ms.f.Size = sp.size
 	}
-	return c.deliver(st, f, sp, fn)
+	return c.deliver(st, ms.f, sp, fn)
 }
 
 // deliverLate hands over a message that came through the unilateral handler.
