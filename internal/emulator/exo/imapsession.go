@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"errors"
 	"io"
-	"net"
 	"net/mail"
 	stdtextproto "net/textproto"
 	"slices"
@@ -24,8 +23,7 @@ import (
 type imapSession struct {
 	srv     *IMAPServer
 	store   *MailStore
-	netConn net.Conn
-	out     *authConn // netConn as go-imap writes to it (corked while polling)
+	conn    *authConn // the connection (corked while polling)
 	p       Principal
 	sel     *selection
 	fetches fetchCounter
@@ -62,7 +60,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Connection closed. 14"}
 	}
 	s.sessWG.Add(1)
-	sess := &imapSession{srv: s, store: s.cfg.Store, netConn: ac.Conn, out: ac, p: ac.principal}
+	sess := &imapSession{srv: s, store: s.cfg.Store, conn: ac, p: ac.principal}
 	return sess, &imapserver.GreetingData{PreAuth: true}, nil
 }
 
@@ -319,7 +317,7 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 	if gone {
 		// The folder was deleted or rebuilt (RenumberFolder) under this session: end the connection,
 		// so the client selects it again and sees the new UIDVALIDITY.
-		s.netConn.Close()
+		s.conn.Close()
 		return errors.New("exo: the selected folder was rebuilt")
 	}
 	return s.poll(s.sel, w, allowExpunge)
@@ -328,9 +326,9 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 // poll writes a selection's pending updates, corked: go-imap flushes each line, and a MOVE of
 // thousands of messages means thousands of EXPUNGE lines.
 func (s *imapSession) poll(sel *selection, w *imapserver.UpdateWriter, allowExpunge bool) error {
-	s.out.cork()
+	s.conn.cork()
 	err := sel.view.Poll(w, allowExpunge)
-	if uerr := s.out.uncork(); err == nil {
+	if uerr := s.conn.uncork(); err == nil {
 		err = uerr
 	}
 	return err
@@ -366,7 +364,7 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 		changed, gone := sel.f.changed, sel.f.deleted
 		s.store.mu.Unlock()
 		if gone {
-			s.netConn.Close() // rebuilt under the idling client: it reconnects and selects again
+			s.conn.Close() // rebuilt under the idling client: it reconnects and selects again
 			return errors.New("exo: the selected folder was rebuilt")
 		}
 		if err := s.poll(sel, w, true); err != nil {
@@ -518,7 +516,7 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 		}
 		if s.srv.faults.countFetch(&s.fetches) {
 			s.srv.log.Info("fault: dropping IMAP connection mid-FETCH", "mailbox", s.p.Mailbox)
-			s.netConn.Close()
+			s.conn.Close()
 			return errDropped
 		}
 	}
