@@ -44,7 +44,7 @@ func TestServeSurvivesKillAnywhere(t *testing.T) {
 	}
 	cmd, out := b.serve("--log-level", "warn")
 	waitFor(t, "the backlog to be worked off", 90*time.Second, func() bool { return b.count("INBOX") == 0 })
-	// Give the last MarkMoved a moment, then stop cleanly and look at the store.
+	// Give the last MovedThrough a moment, then stop cleanly and look at the store.
 	time.Sleep(300 * time.Millisecond)
 	stop(t, cmd, out)
 	st := b.open(b.db)

@@ -120,7 +120,7 @@ func (p *phases) String() string {
 
 func (p *phases) add(d *time.Duration, since time.Time) { *d += time.Since(since) }
 
-// timedStore times CommitBatch and MarkMoved, and pokes changed (never blocking) after each recorded
+// timedStore times CommitBatch and MovedThrough, and pokes changed (never blocking) after each recorded
 // move (a run ends with one), so that the benchmark sees the end of a run when it happens rather
 // than at its next look.
 type timedStore struct {
@@ -141,10 +141,10 @@ func (s timedStore) CommitBatch(ctx context.Context, b store.Batch) ([]store.Com
 	return s.Store.CommitBatch(ctx, b)
 }
 
-func (s timedStore) MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error {
+func (s timedStore) MovedThrough(ctx context.Context, accountID int64, folder string, uidValidity, uid uint32) error {
 	defer s.poke()
 	defer s.p.add(&s.p.marked, time.Now())
-	return s.Store.MarkMoved(ctx, accountID, folder, uidValidity, uids)
+	return s.Store.MovedThrough(ctx, accountID, folder, uidValidity, uid)
 }
 
 // timedSession times Fetch (its callback apart, and within the callback the reading of the body)

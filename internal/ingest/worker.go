@@ -243,23 +243,26 @@ func (w *worker) finishMoves(ctx context.Context, s Session, folder string, vali
 		folder   string
 		validity uint32
 	}
-	stale := map[place][]uint32{}
+	stale := map[place]uint32{}
+	var through uint32
 	for _, p := range pm {
 		if p.Folder != folder || p.UIDValidity != validity {
-			// Numbered under an old UIDVALIDITY: re-fetched, deduplicated and moved anew.
+			// Numbered under an old UIDVALIDITY: re-fetched, deduplicated and moved anew. (Or found in
+			// a folder the account no longer reads: left there.)
 			k := place{p.Folder, p.UIDValidity}
-			stale[k] = append(stale[k], p.UID)
+			stale[k] = max(stale[k], p.UID)
 			continue
 		}
 		byDest[p.Dest] = append(byDest[p.Dest], p.UID)
+		through = max(through, p.UID)
 		n++
 	}
-	for k, uids := range stale {
-		if err := w.cfg.Store.MarkMoved(ctx, w.t.Account.ID, k.folder, k.validity, uids); err != nil {
+	for k, uid := range stale {
+		if err := w.cfg.Store.MovedThrough(ctx, w.t.Account.ID, k.folder, k.validity, uid); err != nil {
 			return false, err
 		}
 	}
-	if err := w.moveUIDs(ctx, s, folder, validity, byDest); err != nil {
+	if err := w.moveUIDs(ctx, s, folder, validity, moves{byDest, through}); err != nil {
 		return false, err
 	}
 	if n > 0 {
@@ -329,7 +332,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		if !move || !c.move || mv != nil {
 			return nil
 		}
-		return w.move(ctx, s, folder, validity, c.batch.Messages)
+		return w.moveUIDs(ctx, s, folder, validity, moves{byDest(c.batch.Messages), c.batch.LastUID})
 	}
 	defer settle(false) // never leave a commit running behind the caller's back
 	for len(uids) > 0 && ctx.Err() == nil {
@@ -383,7 +386,7 @@ type commit struct {
 // the next session) and reports the error.
 type mover struct {
 	s     Session
-	queue chan map[string][]uint32
+	queue chan moves
 	done  chan struct{}
 
 	mu  sync.Mutex
@@ -393,10 +396,10 @@ type mover struct {
 }
 
 func (w *worker) startMover(ctx context.Context, s Session, folder string, validity uint32) *mover {
-	m := &mover{s: s, queue: make(chan map[string][]uint32, 2), done: make(chan struct{})}
+	m := &mover{s: s, queue: make(chan moves, 2), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
-		for byDest := range m.queue {
+		for mv := range m.queue {
 			if m.failed() != nil {
 				continue
 			}
@@ -409,14 +412,15 @@ func (w *worker) startMover(ctx context.Context, s Session, folder string, valid
 					if !ok {
 						break more
 					}
-					for dest, uids := range next {
-						byDest[dest] = append(byDest[dest], uids...)
+					for dest, uids := range next.byDest {
+						mv.byDest[dest] = append(mv.byDest[dest], uids...)
 					}
+					mv.through = max(mv.through, next.through)
 				default:
 					break more
 				}
 			}
-			if err := w.moveUIDs(ctx, s, folder, validity, byDest); err != nil {
+			if err := w.moveUIDs(ctx, s, folder, validity, mv); err != nil {
 				m.mu.Lock()
 				m.err = err
 				m.mu.Unlock()
@@ -427,9 +431,9 @@ func (w *worker) startMover(ctx context.Context, s Session, folder string, valid
 }
 
 // add queues a committed batch's moves (waiting while two are queued: the mover sets the pace).
-func (m *mover) add(byDest map[string][]uint32) {
-	if len(byDest) > 0 {
-		m.queue <- byDest
+func (m *mover) add(mv moves) {
+	if len(mv.byDest) > 0 {
+		m.queue <- mv
 	}
 }
 
@@ -487,7 +491,7 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 		}
 		w.log.Info("batch stored", "messages", len(ms), "duplicates", dups, "last_uid", last)
 		if move && mv != nil {
-			mv.add(byDest(ms))
+			mv.add(moves{byDest(ms), last})
 		}
 	}()
 	return c
@@ -578,11 +582,6 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 // errBatchFull stops a FETCH when the batch holds enough bytes.
 var errBatchFull = errors.New("batch full")
 
-// move moves a committed batch's messages on the server and records the moves.
-func (w *worker) move(ctx context.Context, s Session, folder string, validity uint32, ms []store.NewMessage) error {
-	return w.moveUIDs(ctx, s, folder, validity, byDest(ms))
-}
-
 // byDest groups a batch's UIDs by the folder they go to.
 func byDest(ms []store.NewMessage) map[string][]uint32 {
 	out := map[string][]uint32{}
@@ -594,15 +593,24 @@ func byDest(ms []store.NewMessage) map[string][]uint32 {
 	return out
 }
 
-// moveUIDs moves UIDs on the server and records the moves.
-func (w *worker) moveUIDs(ctx context.Context, s Session, folder string, validity uint32, byDest map[string][]uint32) error {
-	for dest, uids := range byDest {
+// moves are what a committed batch (or several, or an earlier session's leftovers) moves on the
+// server: its UIDs by destination folder, and the UID through which every stored message will then
+// have been moved (the batch's last; batches are moved in the order of their UIDs).
+type moves struct {
+	byDest  map[string][]uint32
+	through uint32
+}
+
+// moveUIDs moves UIDs on the server and then records, once all of them are moved, the watermark (a
+// crash in between repeats the moves: a MOVE of a UID no longer in the folder does nothing).
+func (w *worker) moveUIDs(ctx context.Context, s Session, folder string, validity uint32, mv moves) error {
+	for dest, uids := range mv.byDest {
 		if err := s.Move(uids, dest); err != nil {
 			return err
 		}
-		if err := w.cfg.Store.MarkMoved(context.WithoutCancel(ctx), w.t.Account.ID, folder, validity, uids); err != nil {
-			return err
-		}
 	}
-	return nil
+	if len(mv.byDest) == 0 {
+		return nil
+	}
+	return w.cfg.Store.MovedThrough(context.WithoutCancel(ctx), w.t.Account.ID, folder, validity, mv.through)
 }

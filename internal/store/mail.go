@@ -13,9 +13,13 @@ import (
 //
 // The exactly-once rule lives here: CommitBatch stores a batch of fetched messages, records where each
 // was found and advances the folder's cursor in one durable transaction; only after it returns does
-// the worker touch the server (move), and the move is recorded with MarkMoved. A crash before the
+// the worker touch the server (move), and the move is recorded with MovedThrough. A crash before the
 // commit fetches the batch again; a crash after it finds the moves in PendingMoves. A message whose
 // bytes the account already has is not stored twice.
+//
+// Moves are recorded as a watermark per folder, not per message: the worker moves committed batches
+// in the order of their UIDs, so "every message up to UID n has been moved" is one number in the
+// cursor's row instead of a write to every message's row (and to an index of the unmoved ones).
 type Mail interface {
 	// Cursor is how far a folder has been read; the zero Cursor when never.
 	Cursor(ctx context.Context, accountID int64, folder string) (Cursor, error)
@@ -23,10 +27,15 @@ type Mail interface {
 	ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error
 	// CommitBatch stores the batch and advances the cursor to b.LastUID, atomically and durably.
 	CommitBatch(ctx context.Context, b Batch) ([]Committed, error)
-	// PendingMoves lists the messages stored but not yet moved on the server.
+	// PendingMoves lists the messages stored but not yet moved on the server: those of each of the
+	// account's folders numbered under its cursor's UIDVALIDITY, above its MovedUID, with a
+	// destination; by folder, then UID.
 	PendingMoves(ctx context.Context, accountID int64) ([]PendingMove, error)
-	// MarkMoved records that the server has moved these UIDs.
-	MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error
+	// MovedThrough records that every message stored from the folder under uidValidity with a UID up
+	// to uid has been moved on the server (or had nowhere to go): the caller moves in UID order, and
+	// calls it only once all of them are. A lower uid than recorded, or a UIDVALIDITY other than the
+	// cursor's, changes nothing.
+	MovedThrough(ctx context.Context, accountID int64, folder string, uidValidity, uid uint32) error
 
 	// Messages lists stored messages after a cursor (Seq), oldest first.
 	Messages(ctx context.Context, q MessageQuery) ([]Message, error)
@@ -63,6 +72,7 @@ type Claim struct {
 type Cursor struct {
 	UIDValidity uint32
 	LastUID     uint32
+	MovedUID    uint32 // every stored message up to this UID has been moved (MovedThrough)
 }
 
 // Batch is a batch of messages fetched from one folder.

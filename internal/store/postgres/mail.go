@@ -118,7 +118,7 @@ func cleanTree(v any) any {
 // Cursor implements store.Mail.
 func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (store.Cursor, error) {
 	var c store.Cursor
-	err := s.pool.QueryRow(ctx, `SELECT uidvalidity, last_uid FROM cursors WHERE account_id = $1 AND folder = $2`, accountID, folder).Scan(&c.UIDValidity, &c.LastUID)
+	err := s.pool.QueryRow(ctx, `SELECT uidvalidity, last_uid, moved_uid FROM cursors WHERE account_id = $1 AND folder = $2`, accountID, folder).Scan(&c.UIDValidity, &c.LastUID, &c.MovedUID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Cursor{}, nil
 	}
@@ -132,8 +132,8 @@ func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (sto
 // CommitBatch of the same folder in progress, which then either committed under the old UIDVALIDITY
 // before the reset or is refused after it.
 func (s *Store) ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, 0, $4)
-		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, moved_uid, updated_at) VALUES ($1, $2, $3, 0, 0, $4)
+		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, moved_uid = 0, updated_at = excluded.updated_at`,
 		accountID, folder, uidValidity, s.stamp())
 	if err != nil {
 		return fmt.Errorf("reset cursor: %w", err)
@@ -267,10 +267,12 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// PendingMoves implements store.Mail. Folders sort by their bytes, as SQLite's BINARY collation does.
+// PendingMoves implements store.Mail: for each of the account's cursors, a range of message_uids'
+// primary key. Folders sort by their bytes, as SQLite's BINARY collation does.
 func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.PendingMove, error) {
-	rows, err := s.pool.Query(ctx, `SELECT folder, uidvalidity, uid, dest FROM message_uids WHERE account_id = $1 AND moved_at IS NULL AND dest <> ''
-		ORDER BY folder COLLATE "C", uidvalidity, uid`, accountID)
+	rows, err := s.pool.Query(ctx, `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
+		JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
+		WHERE c.account_id = $1 AND u.dest <> '' ORDER BY u.folder COLLATE "C", u.uid`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read pending moves: %w", err)
 	}
@@ -289,18 +291,11 @@ func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.Pend
 	return out, nil
 }
 
-// MarkMoved implements store.Mail: one statement for all the UIDs.
-func (s *Store) MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error {
-	if len(uids) == 0 {
-		return nil
-	}
-	list := make([]int64, len(uids))
-	for i, u := range uids {
-		list[i] = int64(u)
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE message_uids SET moved_at = $1 WHERE account_id = $2 AND folder = $3 AND uidvalidity = $4 AND uid = ANY($5) AND moved_at IS NULL`,
-		s.stamp(), accountID, folder, uidValidity, list); err != nil {
-		return fmt.Errorf("mark moved: %w", err)
+// MovedThrough implements store.Mail: one row's update.
+func (s *Store) MovedThrough(ctx context.Context, accountID int64, folder string, uidValidity, uid uint32) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE cursors SET moved_uid = $1, updated_at = $2 WHERE account_id = $3 AND folder = $4 AND uidvalidity = $5 AND moved_uid < $1`,
+		int64(uid), s.stamp(), accountID, folder, int64(uidValidity)); err != nil {
+		return fmt.Errorf("record moves through UID %d: %w", uid, err)
 	}
 	return nil
 }

@@ -379,3 +379,39 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+// TestUpgradeToMovedWatermark: a database of schema 6, whose moves were recorded per message, opens
+// with each folder's watermark below its first message not moved, and the same pending moves.
+func TestUpgradeToMovedWatermark(t *testing.T) {
+	ctx := context.Background()
+	dsn, key := pg.NewDatabase(t), fixedKey(t)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:6] {
+		if _, err := conn.Exec(ctx, m.body); err != nil {
+			t.Fatal(m.name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, now())`, m.version, m.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, storetest.BeforeMovedWatermark); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	s := openDSN(t, dsn, key)
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != ms[len(ms)-1].version {
+		t.Errorf("schema version %d, %v", v, err)
+	}
+	storetest.CheckMovedWatermark(t, s)
+}

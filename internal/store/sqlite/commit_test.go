@@ -376,7 +376,7 @@ func TestCommitBatchOneConnection(t *testing.T) {
 	if _, err := s.CommitBatch(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkMoved(ctx, 1, "INBOX", 7, []uint32{1, 2, 3}); err != nil {
+	if err := s.MovedThrough(ctx, 1, "INBOX", 7, 3); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ResetCursor(ctx, 1, "INBOX", 8); err != nil {

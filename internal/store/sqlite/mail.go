@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 // Cursor implements store.Mail.
 func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (store.Cursor, error) {
 	var c store.Cursor
-	err := s.db.QueryRowContext(ctx, `SELECT uidvalidity, last_uid FROM cursors WHERE account_id = ? AND folder = ?`, accountID, folder).Scan(&c.UIDValidity, &c.LastUID)
+	err := s.db.QueryRowContext(ctx, `SELECT uidvalidity, last_uid, moved_uid FROM cursors WHERE account_id = ? AND folder = ?`, accountID, folder).Scan(&c.UIDValidity, &c.LastUID, &c.MovedUID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Cursor{}, nil
 	}
@@ -31,8 +30,8 @@ func (s *Store) Cursor(ctx context.Context, accountID int64, folder string) (sto
 
 // ResetCursor implements store.Mail.
 func (s *Store) ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error {
-	_, err := s.exec(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, 0, ?)
-		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at`,
+	_, err := s.exec(ctx, `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, moved_uid, updated_at) VALUES (?, ?, ?, 0, 0, ?)
+		ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, moved_uid = 0, updated_at = excluded.updated_at`,
 		accountID, folder, uidValidity, s.stamp())
 	if err != nil {
 		return fmt.Errorf("reset cursor: %w", err)
@@ -119,8 +118,7 @@ const (
 	qInsertRaw      = `INSERT INTO message_raw (id, raw) VALUES (?, ?)`
 	qAdvanceCursor  = `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`
-	qMarkMoved = `UPDATE message_uids SET moved_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ?
-			AND uid BETWEEN ? AND ? AND moved_at IS NULL`
+	qMovedThrough = `UPDATE cursors SET moved_uid = ?, updated_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ? AND moved_uid < ?`
 )
 
 // commitQueries are the statements of fixed text of commitBatch (read-only).
@@ -409,10 +407,12 @@ func (s *Store) appendRaw(ctx context.Context, b store.Batch, check bool) (map[s
 	return out, nil
 }
 
-// PendingMoves implements store.Mail.
+// PendingMoves implements store.Mail: for each of the account's cursors, a range of message_uids'
+// primary key.
 func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.PendingMove, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT folder, uidvalidity, uid, dest FROM message_uids WHERE account_id = ? AND moved_at IS NULL AND dest != ''
-		ORDER BY folder, uidvalidity, uid`, accountID)
+	rows, err := s.db.QueryContext(ctx, `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
+		JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
+		WHERE c.account_id = ? AND u.dest != '' ORDER BY u.folder, u.uid`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read pending moves: %w", err)
 	}
@@ -421,43 +421,22 @@ func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.Pend
 	for rows.Next() {
 		var p store.PendingMove
 		if err := rows.Scan(&p.Folder, &p.UIDValidity, &p.UID, &p.Dest); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read pending moves: %w", err)
 		}
 		out = append(out, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pending moves: %w", err)
+	}
+	return out, nil
 }
 
-// MarkMoved implements store.Mail. The UIDs are recorded run by run (uid BETWEEN first AND last for
-// each run of consecutive UIDs): a batch of 500 is usually one statement instead of 500.
-func (s *Store) MarkMoved(ctx context.Context, accountID int64, folder string, uidValidity uint32, uids []uint32) error {
-	if len(uids) == 0 {
-		return nil
+// MovedThrough implements store.Mail: one row's update.
+func (s *Store) MovedThrough(ctx context.Context, accountID int64, folder string, uidValidity, uid uint32) error {
+	if _, err := s.exec(ctx, qMovedThrough, int64(uid), s.stamp(), accountID, folder, int64(uidValidity), int64(uid)); err != nil {
+		return fmt.Errorf("record moves through UID %d: %w", uid, err)
 	}
-	sorted := slices.Clone(uids)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	if err := s.prepareAll(ctx, []string{qMarkMoved}); err != nil {
-		return fmt.Errorf("mark moved: %w", err)
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		now := s.stamp()
-		st, err := s.txStmts(tx).query(ctx, qMarkMoved)
-		if err != nil {
-			return fmt.Errorf("mark moved: %w", err)
-		}
-		for i := 0; i < len(sorted); {
-			j := i + 1
-			for j < len(sorted) && sorted[j] == sorted[j-1]+1 {
-				j++
-			}
-			if _, err := st.ExecContext(ctx, now, accountID, folder, int64(uidValidity), int64(sorted[i]), int64(sorted[j-1])); err != nil {
-				return fmt.Errorf("mark moved: %w", err)
-			}
-			i = j
-		}
-		return nil
-	})
+	return nil
 }
 
 const messageColumns = `seq, id, account_id, account, type, message_id, sha256, size, from_addr, to_addrs, cc_addrs, subject, date, received_at, attachments, m2m, problems, failed, acked_at`

@@ -78,18 +78,36 @@ func testMail(t *testing.T, s store.Store) {
 	if len(pm) != 3 || pm[0].UID != 1 || pm[2].UID != 9 || pm[0].Dest != "inkorg/Processed" {
 		t.Fatalf("pending %+v", pm)
 	}
-	must(t, s.MarkMoved(ctx, 1, "INBOX", 7, []uint32{1, 3}))
-	must(t, s.MarkMoved(ctx, 1, "INBOX", 7, []uint32{1})) // again: harmless
+	must(t, s.MovedThrough(ctx, 1, "INBOX", 7, 3))
+	must(t, s.MovedThrough(ctx, 1, "INBOX", 7, 1)) // lower: changes nothing
+	must(t, s.MovedThrough(ctx, 1, "INBOX", 6, 9)) // another UIDVALIDITY: changes nothing
+	must(t, s.MovedThrough(ctx, 1, "Archive", 7, 9))
 	if pm, _ = s.PendingMoves(ctx, 1); len(pm) != 1 || pm[0].UID != 9 {
-		t.Errorf("pending after move %+v", pm)
+		t.Errorf("pending after moves through 3: %+v", pm)
+	}
+	if c, _ = s.Cursor(ctx, 1, "INBOX"); c != (store.Cursor{UIDValidity: 7, LastUID: 9, MovedUID: 3}) {
+		t.Errorf("cursor after moves through 3: %+v", c)
 	}
 	if pm, _ = s.PendingMoves(ctx, 2); len(pm) != 0 {
 		t.Errorf("leave-in-place messages are pending moves: %+v", pm)
 	}
+	// Another folder of the account has moves of its own.
+	other2 := batch(1, 4, 5, NewMessage(5, 5, "inkorg/Processed"))
+	other2.Folder = "Orders"
+	_, err = s.CommitBatch(ctx, other2)
+	must(t, err)
+	if pm, _ = s.PendingMoves(ctx, 1); len(pm) != 2 || pm[0].Folder != "INBOX" || pm[0].UID != 9 || pm[1].Folder != "Orders" || pm[1].UIDValidity != 4 || pm[1].UID != 5 {
+		t.Errorf("pending in two folders: %+v", pm)
+	}
+	must(t, s.MovedThrough(ctx, 1, "Orders", 4, 5))
 
 	must(t, s.ResetCursor(ctx, 1, "INBOX", 8))
 	if c, _ = s.Cursor(ctx, 1, "INBOX"); c != (store.Cursor{UIDValidity: 8}) {
 		t.Errorf("reset cursor %+v", c)
+	}
+	// UID 9 was numbered under the old UIDVALIDITY: not a pending move any more (it is read again).
+	if pm, _ = s.PendingMoves(ctx, 1); len(pm) != 0 {
+		t.Errorf("pending after a renumbering: %+v", pm)
 	}
 	_, err = s.CommitBatch(ctx, batch(1, 8, 1, NewMessage(3, 1, "")))
 	must(t, err)
@@ -97,7 +115,7 @@ func testMail(t *testing.T, s store.Store) {
 	// The ERP's side.
 	all, err := s.Messages(ctx, store.MessageQuery{})
 	must(t, err)
-	if len(all) != 4 || all[0].ID != got[0].ID || all[0].Seq >= all[1].Seq {
+	if len(all) != 5 || all[0].ID != got[0].ID || all[0].Seq >= all[1].Seq {
 		t.Fatalf("messages %+v", all)
 	}
 	m := all[0]
@@ -128,7 +146,7 @@ func testMail(t *testing.T, s store.Store) {
 	if at.IsZero() || !at.Equal(at2) {
 		t.Errorf("ack times %v %v", at, at2)
 	}
-	if un, _ := s.Messages(ctx, store.MessageQuery{Unacked: true}); len(un) != 3 {
+	if un, _ := s.Messages(ctx, store.MessageQuery{Unacked: true}); len(un) != 4 {
 		t.Errorf("unacked %d", len(un))
 	}
 	for _, f := range []func() error{
@@ -287,5 +305,48 @@ func testNewestFirst(t *testing.T, s store.Store) {
 	}
 	if none, _ := s.Messages(ctx, store.MessageQuery{Newest: true, Type: settings.TypeGeneral}); len(none) != 0 {
 		t.Errorf("another type: %d", len(none))
+	}
+}
+
+// BeforeMovedWatermark is data of a database from before moves were a watermark (message_uids.moved_at;
+// SQLite's schema 7, PostgreSQL's 6), in SQL both accept. Account 1's INBOX (UIDVALIDITY 7, read
+// through 10) has UIDs 1-4 and 6 moved, 5 and 7-10 not, and UID 20 of an older UIDVALIDITY not; its
+// Orders folder is all moved; its Leave folder's messages stay where they are.
+const BeforeMovedWatermark = `
+INSERT INTO messages (id, account_id, account, type, sha256, size, received_at) VALUES ('m_1', 1, 'a@contoso.example', 'general', 'x', 1, '2026-11-01T00:00:00Z');
+INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES
+	(1, 'INBOX', 7, 10, '2026-11-01T00:00:00Z'), (1, 'Orders', 3, 2, '2026-11-01T00:00:00Z'), (1, 'Leave', 2, 12, '2026-11-01T00:00:00Z');
+INSERT INTO message_uids (account_id, folder, uidvalidity, uid, message, dest, moved_at) VALUES
+	(1, 'INBOX', 7, 1, 'm_1', 'Processed', '2026-11-01T00:00:00Z'), (1, 'INBOX', 7, 2, 'm_1', 'Processed', '2026-11-01T00:00:00Z'),
+	(1, 'INBOX', 7, 3, 'm_1', 'Processed', '2026-11-01T00:00:00Z'), (1, 'INBOX', 7, 4, 'm_1', 'Failed', '2026-11-01T00:00:00Z'),
+	(1, 'INBOX', 7, 5, 'm_1', 'Processed', NULL), (1, 'INBOX', 7, 6, 'm_1', 'Processed', '2026-11-01T00:00:00Z'),
+	(1, 'INBOX', 7, 7, 'm_1', 'Processed', NULL), (1, 'INBOX', 7, 8, 'm_1', 'Failed', NULL),
+	(1, 'INBOX', 7, 9, 'm_1', 'Processed', NULL), (1, 'INBOX', 7, 10, 'm_1', 'Processed', NULL),
+	(1, 'INBOX', 6, 20, 'm_1', 'Processed', NULL),
+	(1, 'Orders', 3, 1, 'm_1', 'Processed', '2026-11-01T00:00:00Z'), (1, 'Orders', 3, 2, 'm_1', 'Processed', '2026-11-01T00:00:00Z'),
+	(1, 'Leave', 2, 11, 'm_1', '', NULL), (1, 'Leave', 2, 12, 'm_1', '', NULL);
+`
+
+// CheckMovedWatermark checks a store upgraded from BeforeMovedWatermark: each folder's watermark is
+// below its first message not moved (or its last UID), and the pending moves are the INBOX's from
+// UID 5 (6 again: a MOVE of a UID no longer there does nothing).
+func CheckMovedWatermark(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for folder, want := range map[string]store.Cursor{"INBOX": {UIDValidity: 7, LastUID: 10, MovedUID: 4}, "Orders": {UIDValidity: 3, LastUID: 2, MovedUID: 2},
+		"Leave": {UIDValidity: 2, LastUID: 12, MovedUID: 12}} {
+		if c, err := s.Cursor(ctx, 1, folder); err != nil || c != want {
+			t.Errorf("cursor of %s after the upgrade: %+v, %v; want %+v", folder, c, err, want)
+		}
+	}
+	pm, err := s.PendingMoves(ctx, 1)
+	must(t, err)
+	var got []string
+	for _, p := range pm {
+		got = append(got, fmt.Sprintf("%s/%d/%d>%s", p.Folder, p.UIDValidity, p.UID, p.Dest))
+	}
+	want := []string{"INBOX/7/5>Processed", "INBOX/7/6>Processed", "INBOX/7/7>Processed", "INBOX/7/8>Failed", "INBOX/7/9>Processed", "INBOX/7/10>Processed"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pending moves after the upgrade:\n got %v\nwant %v", got, want)
 	}
 }
