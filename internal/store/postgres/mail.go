@@ -267,12 +267,13 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// PendingMoves implements store.Mail: for each of the account's cursors, a range of message_uids'
-// primary key. Folders sort by their bytes, as SQLite's BINARY collation does.
+// PendingMoves implements store.Mail: for each of the account's cursors (LATERAL: cursor by cursor),
+// a range of message_uids' primary key. Folders sort by their bytes, as SQLite's BINARY collation does.
 func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.PendingMove, error) {
-	rows, err := s.pool.Query(ctx, `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
-		JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
-		WHERE c.account_id = $1 AND u.dest <> '' ORDER BY u.folder COLLATE "C", u.uid`, accountID)
+	rows, err := s.pool.Query(ctx, `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c,
+		LATERAL (SELECT * FROM message_uids u WHERE u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity
+			AND u.uid > c.moved_uid AND u.dest <> '') u
+		WHERE c.account_id = $1 ORDER BY u.folder COLLATE "C", u.uid`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read pending moves: %w", err)
 	}

@@ -447,3 +447,28 @@ func TestCommitBatchUnchecked(t *testing.T) {
 		t.Fatalf("%d messages stored, want 6", n)
 	}
 }
+
+// TestPendingMovesPlan: PendingMoves reads a range of message_uids' primary key per cursor, not every
+// row of the account (which is what SQLite's planner chose for a plain JOIN).
+func TestPendingMovesPlan(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	rows, err := s.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+qPendingMoves, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	got := strings.Join(plan, "\n")
+	if !strings.Contains(got, "SEARCH u USING INDEX sqlite_autoindex_message_uids_1 (account_id=? AND folder=? AND uidvalidity=? AND uid>?)") {
+		t.Errorf("PendingMoves does not read message_uids by range:\n%s", got)
+	}
+}

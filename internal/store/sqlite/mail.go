@@ -118,6 +118,9 @@ const (
 	qInsertRaw      = `INSERT INTO message_raw (id, raw) VALUES (?, ?)`
 	qAdvanceCursor  = `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`
+	qPendingMoves = `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
+		CROSS JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
+		WHERE c.account_id = ? AND u.dest != '' ORDER BY u.folder, u.uid`
 	qMovedThrough = `UPDATE cursors SET moved_uid = ?, updated_at = ? WHERE account_id = ? AND folder = ? AND uidvalidity = ? AND moved_uid < ?`
 )
 
@@ -408,11 +411,10 @@ func (s *Store) appendRaw(ctx context.Context, b store.Batch, check bool) (map[s
 }
 
 // PendingMoves implements store.Mail: for each of the account's cursors, a range of message_uids'
-// primary key.
+// primary key. CROSS JOIN keeps SQLite's planner to that order: left to itself it read every one of
+// the account's message_uids rows and looked up its cursor (milliseconds at 10,000 messages).
 func (s *Store) PendingMoves(ctx context.Context, accountID int64) ([]store.PendingMove, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
-		JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
-		WHERE c.account_id = ? AND u.dest != '' ORDER BY u.folder, u.uid`, accountID)
+	rows, err := s.db.QueryContext(ctx, qPendingMoves, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read pending moves: %w", err)
 	}
