@@ -156,3 +156,24 @@ func FuzzPlainAddresses(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainMsgID: the fast path for a plain msg-id agrees with go-message's parser whenever it
+// answers.
+func FuzzPlainMsgID(f *testing.F) {
+	for _, s := range []string{"<a@b>", "<bench-1@example.com>", "<.a..b.@c.>", "<a@[1.2.3.4]>", "<a@b@c>", "< a@b>", "<a@b> ", "(c) <a@b>",
+		"<a\"b@c>", "<ä@b>", "<@b>", "<a@>", "a@b", "<a@b>x", "<a(b)@c>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, ok := plainMsgID(v)
+		if !ok {
+			return
+		}
+		h := one("Message-Id", v)
+		want, err := h.MessageID()
+		if err != nil || got != want {
+			t.Fatalf("plainMsgID(%q) = %q, the parser says %q, %v", v, got, want, err)
+		}
+	})
+}

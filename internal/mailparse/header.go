@@ -14,8 +14,46 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
-	mtextproto "github.com/emersion/go-message/textproto"
 )
+
+// header is the top-level header as read: its fields in order, each key canonical (canonicalKey).
+// A slice rather than go-message's textproto.Header, which canonicalises every key again on Add and
+// on each Get and keeps a map: a fifth of the parse of a small message. A part's header is
+// go-message's (the multipart reader's); the walk reads either through fieldGetter.
+type header struct{ fields []field }
+
+type field struct{ key, value string }
+
+// fieldGetter is what the walk reads of a header: header, or go-message's *textproto.Header.
+type fieldGetter interface{ Get(key string) string }
+
+// Get is the value of the last field named key (canonical), "" when none: as textproto.Header.Get for
+// fields added in order. (Only a repeatable field, which the parser does not read, can occur twice.)
+func (h *header) Get(key string) string {
+	for i := len(h.fields) - 1; i >= 0; i-- {
+		if h.fields[i].key == key {
+			return h.fields[i].value
+		}
+	}
+	return ""
+}
+
+func (h *header) has(key string) bool {
+	for i := range h.fields {
+		if h.fields[i].key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// one is a go-message header of a single field, for its parsers of field values (msg-id lists,
+// address lists).
+func one(key, value string) mail.Header {
+	var h mail.Header
+	h.Set(key, value)
+	return h
+}
 
 // singleFields may appear once (RFC 5322 §3.6, RFC 2045); for a repeated one the first is kept.
 func singleField(key string) bool {
@@ -31,7 +69,7 @@ func singleField(key string) bool {
 // line without a field is ignored, 8-bit values that are not UTF-8 are read as windows-1252, and a line
 // that is not a header field ends the header and starts the body (returned as rest). It fails only
 // when there is no header field at all.
-func (p *parser) readHeader(br source) (h mtextproto.Header, rest []byte, err error) {
+func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 	budget := p.lim.MaxHeaderBytes
 	var key string
 	var val []byte
@@ -48,10 +86,10 @@ func (p *parser) readHeader(br source) (h mtextproto.Header, rest []byte, err er
 			v = p.toUTF8(v, "header "+key)
 		}
 		switch {
-		case singleField(key) && h.Has(key):
+		case singleField(key) && h.has(key):
 			p.problemf("header %s: repeated; the first is kept", key)
 		default:
-			h.Add(key, v)
+			h.fields = append(h.fields, field{key, v})
 		}
 		nfields++
 		key, val = "", nil
@@ -205,12 +243,17 @@ func unfold(v []byte) string {
 }
 
 // headerFields fills the message's header-derived fields from h.
-func (p *parser) headerFields(h mail.Header) {
+func (p *parser) headerFields(h *header) {
 	m := p.msg
 	if v := h.Get("Message-Id"); v == "" {
 		p.problemf("header Message-ID: missing")
 	} else {
-		id, err := h.MessageID()
+		id, ok := plainMsgID(v)
+		var err error
+		if !ok {
+			mh := one("Message-Id", v)
+			id, err = mh.MessageID()
+		}
 		if err != nil || id == "" {
 			id = lenientMsgIDs(v)[0]
 			p.problemf("header Message-ID: malformed %q", clip(v, 80))
@@ -251,7 +294,7 @@ func (p *parser) headerFields(h mail.Header) {
 }
 
 // addresses parses an address list; a malformed one is salvaged piece by piece.
-func (p *parser) addresses(h mail.Header, key string) []Address {
+func (p *parser) addresses(h *header, key string) []Address {
 	v := h.Get(key)
 	if v == "" {
 		return nil
@@ -259,7 +302,8 @@ func (p *parser) addresses(h mail.Header, key string) []Address {
 	if list, ok := plainAddresses(v); ok {
 		return list
 	}
-	list, err := h.AddressList(key)
+	mh := one(key, v)
+	list, err := mh.AddressList(key)
 	if err == nil {
 		out := make([]Address, 0, len(list))
 		for _, a := range list {
@@ -365,12 +409,29 @@ func plainAtom(s string, name bool) bool {
 	return true
 }
 
-func (p *parser) msgIDList(h mail.Header, key string) []string {
+// plainMsgID reads the usual msg-id, "<left@right>" with both halves atoms of printable ASCII (dots
+// anywhere, as go-message allows), without go-message's parser (and a header to give it); anything
+// else gives ok false, and the caller parses the value fully. When ok, the result is the parser's
+// (FuzzPlainMsgID).
+func plainMsgID(v string) (id string, ok bool) {
+	if len(v) < 5 || v[0] != '<' || v[len(v)-1] != '>' {
+		return "", false
+	}
+	id = v[1 : len(v)-1]
+	at := strings.IndexByte(id, '@')
+	if at <= 0 || at == len(id)-1 || !plainAtom(id[:at], true) || !plainAtom(id[at+1:], true) {
+		return "", false
+	}
+	return id, true
+}
+
+func (p *parser) msgIDList(h *header, key string) []string {
 	v := h.Get(key)
 	if v == "" {
 		return nil
 	}
-	ids, err := h.MsgIDList(key)
+	mh := one(key, v)
+	ids, err := mh.MsgIDList(key)
 	if err == nil && len(ids) > 0 {
 		return ids
 	}

@@ -31,9 +31,6 @@ import (
 	"hash"
 	"io"
 	"time"
-
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
 )
 
 // ErrNotAMessage is returned by Parse and Extract when the input has no header at all (empty input, or a
@@ -200,8 +197,8 @@ func (p *parser) runSource(src source) error {
 	if len(rest) > 0 {
 		body = io.MultiReader(bytes.NewReader(rest), src)
 	}
-	p.headerFields(mail.Header{Header: message.Header{Header: h}})
-	p.entity(h, body, "", 0, "text/plain")
+	p.headerFields(&h)
+	p.entity(&h, body, "", 0, "text/plain")
 	return nil
 }
 

@@ -68,7 +68,7 @@ func where(section string) string {
 }
 
 // entity handles one MIME entity (the message itself at section "").
-func (p *parser) entity(h textproto.Header, body io.Reader, section string, depth int, defType string) {
+func (p *parser) entity(h fieldGetter, body io.Reader, section string, depth int, defType string) {
 	if p.stop {
 		return
 	}
@@ -128,7 +128,7 @@ func (p *parser) multipart(body io.Reader, ct, boundary, section string, depth i
 		}
 		n++
 		pre.done = true
-		p.entity(part.Header, part, childPath(section, n), depth+1, defType)
+		p.entity(&part.Header, part, childPath(section, n), depth+1, defType)
 	}
 	if n == 0 { // the text kept is the whole body, not what the reader happened to read before it gave up
 		io.Copy(io.Discard, tee)
@@ -165,7 +165,7 @@ func (pr *preamble) Write(b []byte) (int, error) {
 
 // leaf handles a non-multipart part: the first text/plain and text/html without a filename and not
 // marked as attachment are the bodies; every other leaf is an attachment.
-func (p *parser) leaf(h textproto.Header, ct string, params map[string]string, body io.Reader, section string) {
+func (p *parser) leaf(h fieldGetter, ct string, params map[string]string, body io.Reader, section string) {
 	w := where(section)
 	disp, dparams := p.mediaType(h.Get("Content-Disposition"), "", w+" Content-Disposition")
 	name := dparams["filename"]
