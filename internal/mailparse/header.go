@@ -77,6 +77,7 @@ func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 	// A message in memory stays put while it is read: a value can be a slice of it until a
 	// continuation line is appended (which copies it).
 	_, inPlace := br.(*byteSource)
+	h.fields = make([]field, 0, 16) // a message's usual count: one allocation
 	flush := func() {
 		if key == "" {
 			return
@@ -112,7 +113,7 @@ func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 			p.problemf("header: not ended by an empty line")
 			return h, nil, nil
 		}
-		content := bytes.TrimRight(line, "\r\n")
+		content := trimEOL(line)
 		if len(content) == 0 {
 			flush()
 			if nfields == 0 {
@@ -132,9 +133,9 @@ func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 			val = append(val[:len(val):len(val)], line...)
 			continue
 		}
-		if i := bytes.IndexByte(content, ':'); i > 0 && validKey(bytes.TrimRight(content[:i], " \t")) {
+		if i := bytes.IndexByte(content, ':'); i > 0 && validKey(trimBlanks(content[:i])) {
 			flush()
-			key = canonicalKey(bytes.TrimRight(content[:i], " \t"))
+			key = canonicalKey(trimBlanks(content[:i]))
 			if inPlace {
 				val = line[i+1:]
 			} else {
@@ -149,6 +150,24 @@ func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 		p.problemf("header: malformed line %q ends the header; it is read as body", clip(string(content), 60))
 		return h, bytes.Clone(line), nil
 	}
+}
+
+// trimEOL is line without the CR and LF characters at its end (bytes.TrimRight(line, "\r\n")).
+func trimEOL(line []byte) []byte {
+	n := len(line)
+	for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r') {
+		n--
+	}
+	return line[:n]
+}
+
+// trimBlanks is k without the spaces and tabs at its end (bytes.TrimRight(k, " \t")).
+func trimBlanks(k []byte) []byte {
+	n := len(k)
+	for n > 0 && (k[n-1] == ' ' || k[n-1] == '\t') {
+		n--
+	}
+	return k[:n]
 }
 
 // readLine returns the next line including its end of line; over reports that the line goes beyond
