@@ -291,35 +291,7 @@ func TestWebhookSecretBinding(t *testing.T) {
 // account reads with the new fields at their defaults, and the mail half works.
 func TestUpgradeFromVersion2(t *testing.T) {
 	ctx := context.Background()
-	dsn, key := pg.NewDatabase(t), fixedKey(t)
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:2] {
-		if _, err := conn.Exec(ctx, m.body); err != nil {
-			t.Fatal(m.name, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, now())`, m.version, m.name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := conn.Exec(ctx, `INSERT INTO incoming_accounts (address, type, created_at, updated_at) VALUES ('m2m@contoso.example', 'monitor-to-monitor', now(), now())`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	s := openDSN(t, dsn, key)
-	defer s.Close()
-	if v, err := s.SchemaVersion(ctx); err != nil || v != ms[len(ms)-1].version {
-		t.Errorf("schema version %d, %v", v, err)
-	}
+	s := upgraded(t, 2, `INSERT INTO incoming_accounts (address, type, created_at, updated_at) VALUES ('m2m@contoso.example', 'monitor-to-monitor', now(), now())`)
 	a, err := s.IncomingAccount(ctx, "m2m@contoso.example")
 	if err != nil || a.Folder != "" || a.ProcessedFolder != "" || a.FailedFolder != "" || a.LeaveInPlace || a.PollInterval != 0 {
 		t.Errorf("account after the upgrade %+v, %v", a, err)
@@ -383,6 +355,13 @@ func FuzzClean(f *testing.F) {
 // TestUpgradeToMovedWatermark: a database of schema 6, whose moves were recorded per message, opens
 // with each folder's watermark below its first message not moved, and the same pending moves.
 func TestUpgradeToMovedWatermark(t *testing.T) {
+	storetest.CheckMovedWatermark(t, upgraded(t, 6, storetest.BeforeMovedWatermark))
+}
+
+// upgraded is a store opened on a new database that had the first n migrations applied and then
+// data (SQL) written: the store applies the rest. It checks the schema version it ends at.
+func upgraded(t *testing.T, n int, data string) *Store {
+	t.Helper()
 	ctx := context.Background()
 	dsn, key := pg.NewDatabase(t), fixedKey(t)
 	ms, err := loadMigrations()
@@ -393,10 +372,11 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range ms[:6] {
+	for _, m := range ms[:n] {
 		if _, err := conn.Exec(ctx, m.body); err != nil {
 			t.Fatal(m.name, err)
 		}
@@ -404,14 +384,14 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := conn.Exec(ctx, storetest.BeforeMovedWatermark); err != nil {
+	if _, err := conn.Exec(ctx, data); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
 	s := openDSN(t, dsn, key)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	if v, err := s.SchemaVersion(ctx); err != nil || v != ms[len(ms)-1].version {
 		t.Errorf("schema version %d, %v", v, err)
 	}
-	storetest.CheckMovedWatermark(t, s)
+	return s
 }
