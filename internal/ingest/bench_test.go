@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,22 +104,32 @@ func (r *rates) report(pairs ...[2]string) {
 	}
 }
 
-// phases adds up the wall time the worker spends in each step, to show where an ingestion run's
-// time goes: the IMAP FETCH apart from reading the bodies (commands, responses, waiting), reading
-// the bodies off the connection (the literals are streamed to the worker), the worker's own work on
-// each message (parse, route), committing batches, moving on the server, recording the moves. Only
-// the worker goroutine writes it.
+// phases adds up the wall time spent in each step, to show where an ingestion run's time goes: the
+// IMAP FETCH apart from the callback (commands, responses, waiting), reading the bodies in the
+// callback, the worker's own work on each message (parse, route), committing batches, moving on the
+// server, recording the moves; and when the first FETCH began and the last one ended, which tells
+// the run's start (token, connections, SEARCH) and end (the last commit and move, while nothing is
+// fetched) apart. The worker, the commits and the mover write it.
 type phases struct {
+	mu                                       sync.Mutex
 	fetch, read, parse, commit, move, marked time.Duration
+	firstFetch, lastFetch                    time.Time
 }
 
-func (p *phases) String() string {
+// report is the sums, and the times before the first FETCH and after the last of a run from start to end.
+func (p *phases) report(start, end time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-	return fmt.Sprintf("fetch %v + read bodies %v, parse+route %v, commit %v, move %v, record moves %v",
-		r(p.fetch), r(p.read), r(p.parse), r(p.commit), r(p.move), r(p.marked))
+	return fmt.Sprintf("fetch %v + read bodies %v, parse+route %v, commit %v, move %v, record moves %v; first FETCH after %v, done %v after the last",
+		r(p.fetch), r(p.read), r(p.parse), r(p.commit), r(p.move), r(p.marked), r(p.firstFetch.Sub(start)), r(end.Sub(p.lastFetch)))
 }
 
-func (p *phases) add(d *time.Duration, since time.Time) { *d += time.Since(since) }
+func (p *phases) add(d *time.Duration, since time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	*d += time.Since(since)
+}
 
 // timedStore times CommitBatch and MovedThrough, and pokes changed (never blocking) after each recorded
 // move (a run ends with one), so that the benchmark sees the end of a run when it happens rather
@@ -168,11 +179,17 @@ func (s timedSession) Fetch(uids []uint32, fn func(imapsource.Fetched) error) er
 	start := time.Now()
 	var inside, read time.Duration
 	err := s.Session.Fetch(uids, func(f imapsource.Fetched) error {
-		defer s.p.add(&inside, time.Now())
+		defer func(t time.Time) { inside += time.Since(t) }(time.Now())
 		f.Body = timedReader{f.Body, &read}
 		return fn(f)
 	})
-	s.p.fetch += time.Since(start) - inside
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if s.p.firstFetch.IsZero() {
+		s.p.firstFetch = start
+	}
+	s.p.lastFetch = time.Now()
+	s.p.fetch += s.p.lastFetch.Sub(start) - inside
 	s.p.read += read
 	s.p.parse += inside - read
 	return err
@@ -245,7 +262,7 @@ func ingestOnce(b *testing.B, c cloud.Endpoints, sys settings.System, a settings
 	d := time.Since(start)
 	used := cpuSince(b, spent)
 	m.Close()
-	b.Logf("  where the time went: %v", ph)
+	b.Logf("  where the time went: %s", ph.report(start, start.Add(d)))
 	if s := stateOf(b, st, accts[0].ID); s.LastError != nil {
 		b.Logf("worker's last error: %+v", s.LastError)
 	}
