@@ -110,6 +110,18 @@ func deliver(t testing.TB, w *emu, folder string, n, size int) map[uint32][]byte
 	return out
 }
 
+// readWant reads a fetched message's body and fails when it is not the one delivered with its UID.
+func readWant(m Fetched, want map[uint32][]byte) ([]byte, error) {
+	b, err := io.ReadAll(m.Body)
+	if err != nil {
+		return b, fmt.Errorf("UID %d: %w", m.UID, err)
+	}
+	if !bytes.Equal(b, want[m.UID]) {
+		return b, fmt.Errorf("UID %d: body differs (%d bytes, want %d)", m.UID, len(b), len(want[m.UID]))
+	}
+	return b, nil
+}
+
 func uidsOf(t testing.TB, w *emu, folder string) []uint32 {
 	t.Helper()
 	ms, err := w.store().Messages(mbox, folder)
@@ -137,12 +149,9 @@ func TestSearchAndFetchThousandInBatches(t *testing.T) {
 	}
 	var got []uint32
 	err = c.Fetch(uids, func(m Fetched) error {
-		b, err := io.ReadAll(m.Body)
+		b, err := readWant(m, want)
 		if err != nil {
 			return err
-		}
-		if !bytes.Equal(b, want[m.UID]) {
-			return fmt.Errorf("UID %d: body differs (%d bytes, want %d)", m.UID, len(b), len(want[m.UID]))
 		}
 		if m.Size != int64(len(b)) || m.InternalDate.IsZero() {
 			return fmt.Errorf("UID %d: size %d, date %v", m.UID, m.Size, m.InternalDate)
@@ -240,9 +249,8 @@ func TestFetchReadAheadBounded(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			window = after.TotalAlloc - before.TotalAlloc
 		}
-		b, err := io.ReadAll(m.Body)
-		if err != nil || !bytes.Equal(b, want[m.UID]) {
-			return fmt.Errorf("UID %d: body differs (%v)", m.UID, err)
+		if _, err := readWant(m, want); err != nil {
+			return err
 		}
 		got++
 		return nil
@@ -279,12 +287,9 @@ func TestFetchReadAhead(t *testing.T) {
 			kept := map[uint32][]byte{}
 			var order []uint32
 			err = c.Fetch(uids, func(m Fetched) error {
-				b, err := io.ReadAll(m.Body)
+				b, err := readWant(m, want)
 				if err != nil {
 					return err
-				}
-				if !bytes.Equal(b, want[m.UID]) {
-					return fmt.Errorf("UID %d: body differs", m.UID)
 				}
 				if ahead := readAhead > 0 && len(b) <= limit; ahead != (m.Raw != nil) {
 					return fmt.Errorf("UID %d of %d bytes: Raw set %v, want %v", m.UID, len(b), m.Raw != nil, ahead)
@@ -325,12 +330,8 @@ func TestFetchDropMidFetch(t *testing.T) {
 	w.e.IMAP().SetFaults(exo.IMAPFaults{DropAfterFetch: n})
 	var complete []uint32
 	err = c.Fetch(uids, func(m Fetched) error {
-		b, err := io.ReadAll(m.Body)
-		if err != nil {
+		if _, err := readWant(m, want); err != nil {
 			return err
-		}
-		if !bytes.Equal(b, want[m.UID]) {
-			return fmt.Errorf("UID %d: partial body", m.UID)
 		}
 		complete = append(complete, m.UID)
 		return nil
