@@ -207,16 +207,7 @@ type Status struct {
 // messages delivered since it last looked.
 func (s *Server) Status(user, folder string) Status {
 	s.t.Helper()
-	out, err := s.doveadm(context.Background(), "-f", "json", "mailbox", "status", "-u", strings.ToLower(user),
-		"messages unseen uidnext uidvalidity", folder)
-	if err != nil {
-		s.t.Fatalf("dovecot: Status: %v", err)
-	}
-	st, err := ParseStatus([]byte(out))
-	if err != nil {
-		s.t.Fatalf("dovecot: Status: %v", err)
-	}
-	return st
+	return doveadmJSON(s, "Status", ParseStatus, "mailbox", "status", "-u", strings.ToLower(user), "messages unseen uidnext uidvalidity", folder)
 }
 
 // Count is the number of messages in a folder.
@@ -229,15 +220,22 @@ func (s *Server) Count(user, folder string) int {
 // seen twice is a message the folder holds twice.
 func (s *Server) MessageIDs(user, folder string) map[string]int {
 	s.t.Helper()
-	out, err := s.doveadm(context.Background(), "-f", "json", "fetch", "-u", strings.ToLower(user), "hdr.message-id", "mailbox", folder)
+	return doveadmJSON(s, "MessageIDs", ParseMessageIDs, "fetch", "-u", strings.ToLower(user), "hdr.message-id", "mailbox", folder)
+}
+
+// doveadmJSON runs a doveadm command with JSON output and parses what it prints; either failing
+// fails the test (what names the call).
+func doveadmJSON[T any](s *Server, what string, parse func([]byte) (T, error), args ...string) T {
+	s.t.Helper()
+	out, err := s.doveadm(context.Background(), append([]string{"-f", "json"}, args...)...)
 	if err != nil {
-		s.t.Fatalf("dovecot: MessageIDs: %v", err)
+		s.t.Fatalf("dovecot: %s: %v", what, err)
 	}
-	ids, err := ParseMessageIDs([]byte(out))
+	v, err := parse([]byte(out))
 	if err != nil {
-		s.t.Fatalf("dovecot: MessageIDs: %v", err)
+		s.t.Fatalf("dovecot: %s: %v", what, err)
 	}
-	return ids
+	return v
 }
 
 // ParseMessageIDs parses doveadm fetch's JSON output of hdr.message-id, e.g.
