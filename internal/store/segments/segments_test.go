@@ -271,3 +271,184 @@ func dontcacheTaken(t *testing.T, dir string) bool {
 	t.Fatalf("probe %s: %v", dir, err)
 	return false
 }
+
+// dioAligned asks the kernel whether a file in dir can be written with direct I/O, and with what
+// alignment (statx's DIOALIGN; tmpfs and older kernels report none).
+func dioAligned(t testing.TB, dir string) int64 {
+	f, err := os.CreateTemp(dir, "probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, f.Name(), 0, unix.STATX_DIOALIGN, &st); err != nil || st.Mask&unix.STATX_DIOALIGN == 0 {
+		return 0
+	}
+	return max(int64(st.Dio_offset_align), int64(st.Dio_mem_align), pageSize)
+}
+
+// batch is n messages of size bytes each (plus i, so that no two are alike in length).
+func batch(from, n, size int) [][]byte {
+	var b [][]byte
+	for i := range n {
+		b = append(b, msg(from+i, size+i))
+	}
+	return b
+}
+
+// TestDirectWrites: where the file system has direct I/O, a large Append is written with it — it
+// starts at a multiple of the alignment and its space is padded to one — while small Appends go
+// through the page cache unpadded; one larger than a staging buffer is written in chunks, a message
+// split between two. Everything reads back the same, after reopening too. Where the kernel reports no
+// direct I/O (tmpfs), nothing is padded.
+func TestDirectWrites(t *testing.T) {
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "inkorg-segments-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		dirs = append(dirs, shm)
+	}
+	for _, base := range dirs {
+		align := dioAligned(t, base)
+		t.Logf("%s: direct I/O alignment %d (0: none)", base, align)
+		dir := filepath.Join(base, "raw")
+		d := open(t, dir, 0)
+		var all [][]byte
+		var refs []Ref
+		add := func(b [][]byte) []Ref {
+			t.Helper()
+			r, err := d.Append(b)
+			if err != nil {
+				t.Fatalf("%s: %v", base, err)
+			}
+			all, refs = append(all, b...), append(refs, r...)
+			return r
+		}
+		small := add(batch(0, 2, 1500))               // 3001 bytes
+		large := add(batch(10, 30, 5000))             // 150,435 bytes
+		after := add(batch(50, 1, 700))               // small again
+		huge := add(batch(100, 450, stagingSize/400)) // over a staging buffer
+		end := add(batch(900, 1, 10))
+
+		next := func(r []Ref) int64 { return r[len(r)-1].Offset + r[len(r)-1].Length }
+		if small[0].Offset != 0 {
+			t.Errorf("%s: first message at %d", base, small[0].Offset)
+		}
+		if align == 0 {
+			for i, r := range [][]Ref{large, after, huge, end} {
+				prev := [][]Ref{small, large, after, huge}[i]
+				if r[0].Offset != next(prev) {
+					t.Errorf("%s: no direct I/O, yet Append %d starts at %d, not right after the one before (%d)", base, i+1, r[0].Offset, next(prev))
+				}
+			}
+		} else {
+			if want := roundUp(next(small), align); large[0].Offset != want {
+				t.Errorf("%s: the large Append starts at %d, want %d (aligned)", base, large[0].Offset, want)
+			}
+			if want := large[0].Offset + roundUp(next(large)-large[0].Offset, align); after[0].Offset != want {
+				t.Errorf("%s: the small Append after it starts at %d, want %d (after the padding)", base, after[0].Offset, want)
+			}
+			if huge[0].Offset%align != 0 || end[0].Offset%align != 0 || end[0].Offset < next(huge) {
+				t.Errorf("%s: the huge Append at %d, the one after it at %d (huge ends at %d)", base, huge[0].Offset, end[0].Offset, next(huge))
+			}
+			if d.buffered.Load() {
+				t.Errorf("%s: direct writes were given up", base)
+			}
+		}
+		d.Close()
+		d = open(t, dir, 0)
+		for i, ref := range refs {
+			got, err := d.Read(ref)
+			if err != nil || !bytes.Equal(got, all[i]) {
+				t.Fatalf("%s: message %d at %+v read back as %d bytes, %v", base, i, ref, len(got), err)
+			}
+		}
+	}
+}
+
+// TestDirectWriteRefused: when the kernel refuses a direct write after all (here: an offset that is
+// not aligned, EINVAL), the bytes are written through the page cache instead, and so is every later
+// Append.
+func TestDirectWriteRefused(t *testing.T) {
+	dir := t.TempDir()
+	if dioAligned(t, dir) == 0 {
+		t.Skipf("%s has no direct I/O (the kernel reports no DIOALIGN), so no direct write can be refused", dir)
+	}
+	d := open(t, dir, 0)
+	first := batch(0, 1, 100)
+	if _, err := d.Append(first); err != nil {
+		t.Fatal(err)
+	}
+	d.cur.align = 3 // offsets the kernel refuses for direct I/O
+	var all [][]byte
+	var refs []Ref
+	for i := range 3 {
+		b := batch(100*i, 20, 4000)
+		r, err := d.Append(b)
+		if err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+		all, refs = append(all, b...), append(refs, r...)
+	}
+	if !d.buffered.Load() {
+		t.Fatal("the refused direct write was not noticed")
+	}
+	if refs[20].Offset != refs[19].Offset+refs[19].Length {
+		t.Errorf("after the refusal an Append was still padded: %+v after %+v", refs[20], refs[19])
+	}
+	for i, ref := range refs {
+		if got, err := d.Read(ref); err != nil || !bytes.Equal(got, all[i]) {
+			t.Fatalf("message %d at %+v: %v", i, ref, err)
+		}
+	}
+}
+
+// TestConcurrentDirectAppends: large and small Appends from several goroutines at once, across
+// segment changes: each reads back whole, and no two overlap.
+func TestConcurrentDirectAppends(t *testing.T) {
+	d := open(t, t.TempDir(), 1<<20)
+	var wg sync.WaitGroup
+	type got struct {
+		data [][]byte
+		refs []Ref
+	}
+	res := make([]got, 6)
+	for g := range res {
+		wg.Go(func() {
+			for b := range 12 {
+				n := 1
+				if (g+b)%2 == 0 {
+					n = 25 // 25 × 3 KB: direct where there is direct I/O
+				}
+				batch := batch(g*1000+b*50, n, 3000+g)
+				r, err := d.Append(batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res[g].data, res[g].refs = append(res[g].data, batch...), append(res[g].refs, r...)
+			}
+		})
+	}
+	wg.Wait()
+	type span struct{ seg, from, to int64 }
+	var spans []span
+	for _, g := range res {
+		for i, ref := range g.refs {
+			b, err := d.Read(ref)
+			if err != nil || !bytes.Equal(b, g.data[i]) {
+				t.Fatalf("%+v: %v", ref, err)
+			}
+			for _, s := range spans {
+				if s.seg == ref.Segment && ref.Offset < s.to && s.from < ref.Offset+ref.Length {
+					t.Fatalf("%+v overlaps %+v", ref, s)
+				}
+			}
+			spans = append(spans, span{ref.Segment, ref.Offset, ref.Offset + ref.Length})
+		}
+	}
+}
