@@ -318,6 +318,99 @@ func TestFetchReadAhead(t *testing.T) {
 	}
 }
 
+// bump is a Buffers handing out consecutive pieces of one block, and allocations when it is full. It
+// remembers where the pieces start (Get runs in FetchInto's pump, fn in the caller's goroutine).
+type bump struct {
+	block []byte
+
+	mu     sync.Mutex
+	used   int
+	calls  int
+	pieces map[*byte]bool
+}
+
+func (b *bump) Get(n int) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	if n > len(b.block)-b.used {
+		return make([]byte, n)
+	}
+	r := b.block[b.used : b.used+n : b.used+n]
+	b.pieces[&r[0]] = true
+	b.used += n
+	return r
+}
+
+func (b *bump) given(p []byte) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pieces[&p[0]]
+}
+
+// TestFetchInto: the bodies read ahead are read into the memory Buffers hands out, one after the
+// other in the server's order; the one that does not fit, and the larger ones that are streamed,
+// are not. A Buffers that hands out the wrong length is not trusted.
+func TestFetchInto(t *testing.T) {
+	const limit = 4096
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 10, 1000)
+	for uid, raw := range deliver(t, w, "INBOX", 2, limit+1) {
+		want[uid] = raw
+	}
+	for uid, raw := range deliver(t, w, "INBOX", 10, 2000) {
+		want[uid] = raw
+	}
+	c := w.connect(t, func(cfg *Config) { cfg.ReadAhead = limit; cfg.FetchBatch = 7 })
+	uids, err := c.SearchNewer(0)
+	if err != nil || len(uids) != len(want) {
+		t.Fatalf("SearchNewer: %d UIDs, %v", len(uids), err)
+	}
+	var room int
+	for _, u := range uids {
+		if len(want[u]) <= limit {
+			room += len(want[u])
+		}
+	}
+	bufs := &bump{block: make([]byte, room-1), pieces: map[*byte]bool{}} // all but the last one read ahead fit
+	var inBlock, ahead int
+	err = c.FetchInto(uids, bufs, func(m Fetched) error {
+		if _, err := readWant(m, want); err != nil {
+			return err
+		}
+		if m.Raw == nil {
+			return nil
+		}
+		ahead++
+		if bufs.given(m.Raw) {
+			inBlock++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ahead != 20 || bufs.calls != 20 || inBlock != 19 || bufs.used != room-len(want[uids[len(uids)-1]]) {
+		t.Errorf("%d bodies read ahead, Get called %d times, %d of them in the block (%d bytes of it used), want 20, 20, 19 (%d bytes)",
+			ahead, bufs.calls, inBlock, bufs.used, room-len(want[uids[len(uids)-1]]))
+	}
+	for _, m := range bufs.block[:bufs.used] {
+		if m == 0 {
+			t.Fatal("the block has bytes no body was read into")
+		}
+	}
+
+	// A Buffers that gets the length wrong: each body is read into an allocation of its own.
+	short := &shortBufs{}
+	if err := c.FetchInto(uids, short, func(m Fetched) error { _, err := readWant(m, want); return err }); err != nil || short.calls != 20 {
+		t.Fatalf("with short buffers: %v (%d calls)", err, short.calls)
+	}
+}
+
+type shortBufs struct{ calls int }
+
+func (s *shortBufs) Get(n int) []byte { s.calls++; return make([]byte, n-1) }
+
 func TestFetchDropMidFetch(t *testing.T) {
 	w := startEmulator(t)
 	want := deliver(t, w, "INBOX", 60, 3000)

@@ -77,12 +77,29 @@ type Fetched struct {
 // ReadAheadBytes + ReadAhead + 2 × SpoolThreshold plus go-imap's small buffers, whatever the
 // message sizes.
 //
+// Fetch is FetchInto without Buffers: each body read ahead has an allocation of its own.
+func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
+	return c.FetchInto(uids, nil, fn)
+}
+
+// Buffers hands out the memory that bodies read ahead are read into: Get(n) returns n bytes (a slice
+// of length n, which the body then fills). It is called from one goroutine at a time.
+//
+// The bytes belong to the caller of FetchInto again once it has returned nil. After it returned an
+// error they are best not reused: in the one case where FetchInto gives up waiting for go-imap's
+// reader (see below), a body may still be read into them.
+type Buffers interface {
+	Get(n int) []byte
+}
+
+// FetchInto is Fetch, with the bodies read ahead read into memory from bufs (nil: an allocation each).
+//
 // If fn returns an error, Fetch stops and returns it; the connection is then closed (the rest of the
 // batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
 // connection dropped or stalled (no progress for Config.Timeout) mid-FETCH returns a transient
 // *diag.Error at stage "fetch"; fn has then returned nil only for complete messages. Throttling
 // returns a *diag.Error of kind throttled with RetryAfterMS.
-func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
+func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) error {
 	if len(uids) == 0 {
 		return nil
 	}
@@ -141,7 +158,7 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 						aborted = true
 						break
 					}
-					p.raw, p.err = c.readBody(p.body)
+					p.raw, p.err = c.readBody(p.body, bufs)
 					p.m, p.body = nil, nil
 					if p.err == nil {
 						drain(m)
@@ -363,8 +380,14 @@ func (c *Conn) readsAhead(p *pumped) bool {
 
 // readBody reads a whole literal. An early end is the connection breaking: a transient *diag.Error,
 // returned once go-imap's reader has stopped (see awaitReaderExit).
-func (c *Conn) readBody(b *imapclient.FetchItemDataBodySection) ([]byte, error) {
-	raw := make([]byte, b.Literal.Size())
+func (c *Conn) readBody(b *imapclient.FetchItemDataBodySection, bufs Buffers) ([]byte, error) {
+	var raw []byte
+	if bufs != nil {
+		raw = bufs.Get(int(b.Literal.Size()))
+	}
+	if int64(len(raw)) != b.Literal.Size() {
+		raw = make([]byte, b.Literal.Size())
+	}
 	if _, err := io.ReadFull(b.Literal, raw); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

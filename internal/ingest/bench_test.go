@@ -175,10 +175,10 @@ func (t timedReader) Read(b []byte) (int, error) {
 	return t.r.Read(b)
 }
 
-func (s timedSession) Fetch(uids []uint32, fn func(imapsource.Fetched) error) error {
+func (s timedSession) FetchInto(uids []uint32, bufs imapsource.Buffers, fn func(imapsource.Fetched) error) error {
 	start := time.Now()
 	var inside, read time.Duration
-	err := s.Session.Fetch(uids, func(f imapsource.Fetched) error {
+	err := s.Session.FetchInto(uids, bufs, func(f imapsource.Fetched) error {
 		defer func(t time.Time) { inside += time.Since(t) }(time.Now())
 		f.Body = timedReader{f.Body, &read}
 		return fn(f)

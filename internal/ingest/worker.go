@@ -310,6 +310,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		}
 	}
 	total := 0
+	bufs := newBatchBuffers(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
 	var pending *commit
 	// settle waits for the batch being committed and, when move is set and there is no mover, moves
 	// it on this connection.
@@ -320,6 +321,9 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		c := pending
 		pending = nil
 		<-c.done
+		if c.buf != nil {
+			bufs.put(c.buf)
+		}
 		if c.err != nil {
 			return c.err
 		}
@@ -337,7 +341,9 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	defer settle(false) // never leave a commit running behind the caller's back
 	for len(uids) > 0 && ctx.Err() == nil {
 		n := min(len(uids), w.cfg.BatchSize)
-		ms, last, consumed, ferr := w.fetch(s, uids[:n])
+		buf := bufs.take()
+		ms, last, consumed, clean, ferr := w.fetch(s, uids[:n], buf)
+		bufs.fetched(buf)
 		if ferr != nil {
 			// The connection is gone: commit what arrived (the previous batch's commit first), move it
 			// in the next session.
@@ -345,7 +351,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 				return total, err
 			}
 			if last != 0 {
-				pending = w.commitAsync(ctx, folder, validity, last, ms, false, nil)
+				pending = w.commitAsync(ctx, folder, validity, last, ms, nil, false, nil)
 				if err := settle(false); err != nil {
 					return total, err
 				}
@@ -356,7 +362,10 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return total, err
 		}
 		if last != 0 {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, true, mv)
+			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, mv)
+			if clean {
+				pending.buf = buf
+			}
 		}
 		if consumed == 0 {
 			return total, fmt.Errorf("fetch returned none of %d messages", n)
@@ -377,6 +386,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 type commit struct {
 	batch store.Batch
 	move  bool
+	buf   *batchBuffer // the bodies' buffer, to be reused once the commit is done; nil: not to be
 	done  chan struct{}
 	err   error
 }
@@ -473,9 +483,9 @@ func (w *worker) openMover(ctx context.Context, folder string, validity uint32) 
 // commitAsync commits a batch in the background and then, with a mover, queues its moves. The commit
 // is not cut short by a shutdown: it is one transaction either way, and a finished fetch is worth
 // keeping.
-func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, move bool, mv *mover) *commit {
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, bodies []byte, move bool, mv *mover) *commit {
 	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
-		UIDValidity: validity, LastUID: last, Messages: ms}, move: move, done: make(chan struct{})}
+		UIDValidity: validity, LastUID: last, Messages: ms, Bodies: bodies}, move: move, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), c.batch)
@@ -497,11 +507,12 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 	return c
 }
 
-// fetch fetches some UIDs and parses them (in parallel with the fetch, on the other cores). It
-// returns the messages that arrived complete as far as the UIDs are contiguous from the start — so
-// the cursor never jumps over one that did not arrive — the last UID dealt with, and how many UIDs
-// that is. A batch ends early when it holds BatchBytes.
-func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last uint32, consumed int, err error) {
+// fetch fetches some UIDs, the bodies read into buf, and parses them (in parallel with the fetch, on
+// the other cores). It returns the messages that arrived complete as far as the UIDs are contiguous
+// from the start — so the cursor never jumps over one that did not arrive — the last UID dealt with,
+// and how many UIDs that is; clean says that the FETCH ended well (buf may then be reused, see
+// imapsource.Buffers). A batch ends early when it holds BatchBytes.
+func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.NewMessage, last uint32, consumed int, clean bool, err error) {
 	// Messages are parsed while the next ones are read, by one goroutine per core that lives as long as
 	// the fetch (a goroutine per message grew a new stack for each).
 	type fetched struct {
@@ -526,7 +537,7 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 			}
 		})
 	}
-	ferr := s.Fetch(uids, func(f imapsource.Fetched) error {
+	ferr := s.FetchInto(uids, buf, func(f imapsource.Fetched) error {
 		raw := f.Raw
 		if raw == nil {
 			var err error
@@ -543,6 +554,7 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 	close(todo)
 	wg.Wait()
 	complete := ferr == nil
+	clean = complete
 	if errors.Is(ferr, errBatchFull) {
 		ferr = nil
 	}
@@ -557,7 +569,7 @@ func (w *worker) fetch(s Session, uids []uint32) (ms []store.NewMessage, last ui
 		}
 		ms, last, consumed = append(ms, nm), u, consumed+1
 	}
-	return ms, last, consumed, ferr
+	return ms, last, consumed, clean, ferr
 }
 
 // readAll reads a body whose length the server announced: one allocation of about the right size

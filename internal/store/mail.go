@@ -84,6 +84,10 @@ type Batch struct {
 	UIDValidity uint32
 	LastUID     uint32 // the cursor after the batch: the highest UID fetched
 	Messages    []NewMessage
+	// Bodies, when set, is the memory the messages' Raw were read into, one after the other (see
+	// internal/ingest's batchBuffer): a store that writes the bytes to files may write it in one
+	// piece, without copying. It is a hint: Raw is what counts.
+	Bodies []byte
 }
 
 // NewMessage is one fetched message: its place on the server, its metadata, its bytes, and where it

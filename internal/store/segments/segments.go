@@ -84,8 +84,10 @@ type Dir struct {
 	cached atomic.Bool
 	// buffered is set once a direct write was refused: every later Append goes through the page cache.
 	buffered atomic.Bool
-	// staging holds the aligned buffers of direct writes (*[]byte, stagingSize each) for reuse.
+	// staging holds the aligned buffers of direct writes (*[]byte, stagingSize each) for reuse;
+	// staged counts the bytes copied into them (for the tests).
 	staging sync.Pool
+	staged  atomic.Int64
 }
 
 // segment is one open segment file being filled. refs counts the Appends still writing to it, so
@@ -158,6 +160,18 @@ func (d *Dir) numbers() ([]int64, error) {
 // segment when the current one would grow past the size limit (a batch larger than the limit gets a
 // segment of its own).
 func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
+	return d.AppendFrom(nil, msgs)
+}
+
+// AppendFrom is Append for messages that may lie one after the other in one block of memory, as
+// ingestion reads a batch's bodies (see internal/ingest): when msgs are consecutive slices of block
+// covering all of it, and block starts at an address aligned for direct I/O, the block is written
+// straight from memory instead of being copied first (the copy of a 5 MB batch cost about 1 ms). In
+// any other case — a nil block, a message from elsewhere, one left out — it is the same as Append.
+func (d *Dir) AppendFrom(block []byte, msgs [][]byte) ([]Ref, error) {
+	if !tiles(block, msgs) {
+		block = nil
+	}
 	var total int64
 	for _, m := range msgs {
 		total += int64(len(m))
@@ -174,7 +188,7 @@ func (d *Dir) Append(msgs [][]byte) ([]Ref, error) {
 		at += int64(len(m))
 	}
 	if direct {
-		err = d.writeDirect(seg, msgs, off)
+		err = d.writeDirect(seg, block, msgs, off)
 	} else {
 		err = d.writeAt(seg.f, msgs, off)
 	}
@@ -414,19 +428,46 @@ func (d *Dir) openDirect(path string) (*os.File, int64) {
 	return f, align
 }
 
+// tiles reports whether msgs are consecutive slices of block, in order, covering all of it.
+func tiles(block []byte, msgs [][]byte) bool {
+	if len(block) == 0 {
+		return false
+	}
+	off := 0
+	for _, m := range msgs {
+		if len(m) == 0 {
+			continue
+		}
+		if len(m) > len(block)-off || &m[0] != &block[off] {
+			return false
+		}
+		off += len(m)
+	}
+	return off == len(block)
+}
+
 // writeDirect writes msgs one after the other at off with direct I/O, copied a chunk at a time into an
 // aligned buffer, the last chunk padded with zeros to the segment's alignment (reserve handed out
-// the padding). A batch of large messages is the common case here, and its bytes are written once
+// the padding). When block holds msgs (AppendFrom) and starts aligned, its aligned part is written
+// from where it is, and only the rest is copied and padded. A batch of large messages is the common case here, and its bytes are written once
 // and seldom read: direct I/O skips the page cache altogether, which costs less CPU than the
 // uncached writes of writeAt (a 5 MB batch of 10 KB messages, synced: 1.5-1.9 ms instead of 2.5-3.1
 // ms on the project's VM, the copy included) and leaves the database's pages in the cache.
 //
 // Where the kernel refuses a direct write after all (EINVAL: an alignment it did not report), the
 // bytes are written through the page cache instead, and so are all later ones.
-func (d *Dir) writeDirect(s *segment, msgs [][]byte, off int64) error {
+func (d *Dir) writeDirect(s *segment, block []byte, msgs [][]byte, off int64) error {
+	start, pos, fill, rest := off, off, 0, msgs
+	if block != nil && uintptr(unsafe.Pointer(&block[0]))%uintptr(s.align) == 0 {
+		n := int64(len(block)) / s.align * s.align
+		if err := pwriteAll(s.direct, block[:n], pos); err != nil {
+			return d.refused(err, s, msgs, start)
+		}
+		pos += n
+		rest = [][]byte{block[n:]}
+	}
 	buf := d.stagingBuffer()
 	defer d.staging.Put(buf)
-	start, pos, fill := off, off, 0
 	flush := func(last bool) error {
 		n := fill
 		if last {
@@ -441,10 +482,11 @@ func (d *Dir) writeDirect(s *segment, msgs [][]byte, off int64) error {
 		return nil
 	}
 	var err error
-	for _, m := range msgs {
+	for _, m := range rest {
 		for len(m) > 0 && err == nil {
 			k := copy((*buf)[fill:], m)
 			fill, m = fill+k, m[k:]
+			d.staged.Add(int64(k))
 			if fill == len(*buf) {
 				err = flush(false)
 			}
@@ -453,12 +495,18 @@ func (d *Dir) writeDirect(s *segment, msgs [][]byte, off int64) error {
 	if err == nil && fill > 0 {
 		err = flush(true)
 	}
-	if errors.Is(err, unix.EINVAL) {
-		d.buffered.Store(true)
-		d.log.Info("segments: a direct write was refused; writing through the page cache from now on", "dir", d.dir, "err", err)
-		return d.writeAt(s.f, msgs, start)
+	return d.refused(err, s, msgs, start)
+}
+
+// refused writes msgs at off through the page cache, and all later Appends too, when err says that the
+// kernel refused a direct write (EINVAL: an alignment it did not report); any other error is returned.
+func (d *Dir) refused(err error, s *segment, msgs [][]byte, off int64) error {
+	if !errors.Is(err, unix.EINVAL) {
+		return err
 	}
-	return err
+	d.buffered.Store(true)
+	d.log.Info("segments: a direct write was refused; writing through the page cache from now on", "dir", d.dir, "err", err)
+	return d.writeAt(s.f, msgs, off)
 }
 
 // stagingBuffer is a buffer of stagingSize bytes at an address that is a multiple of maxAlign.

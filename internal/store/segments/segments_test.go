@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -450,5 +452,90 @@ func TestConcurrentDirectAppends(t *testing.T) {
 			}
 			spans = append(spans, span{ref.Segment, ref.Offset, ref.Offset + ref.Length})
 		}
+	}
+}
+
+// alignedBlock is n bytes at an address that is a multiple of maxAlign, filled with messages of
+// about size bytes; it returns the block and the messages, slices of it.
+func alignedBlock(n, size int) ([]byte, [][]byte) {
+	b := make([]byte, n+maxAlign)
+	skip := (maxAlign - int(uintptr(unsafe.Pointer(&b[0]))%maxAlign)) % maxAlign
+	block := b[skip : skip+n]
+	var msgs [][]byte
+	for off, i := 0, 0; off < n; i++ {
+		m := msg(i, min(size+i, n-off))
+		copy(block[off:], m)
+		msgs = append(msgs, block[off:off+len(m):off+len(m)])
+		off += len(m)
+	}
+	return block, msgs
+}
+
+// TestAppendFrom: messages that are consecutive slices of an aligned block are written straight from
+// it — only the bytes after its last aligned boundary are copied — and read back the same; an
+// unaligned block, or messages that do not cover the block, are copied like Append's.
+func TestAppendFrom(t *testing.T) {
+	dir := t.TempDir()
+	align := dioAligned(t, dir)
+	d := open(t, dir, 0)
+	block, msgs := alignedBlock(150_000, 4999)
+	unaligned, umsgs := alignedBlock(150_001, 3001)
+	unaligned, umsgs[0] = unaligned[1:], umsgs[0][1:]
+	cases := []struct {
+		name   string
+		block  []byte
+		msgs   [][]byte
+		staged int64 // with direct I/O
+	}{
+		{"aligned block", block, msgs, int64(len(block)) % max(align, 1)},
+		{"unaligned block", unaligned, umsgs, int64(len(unaligned))},
+		{"one message left out", block, msgs[1:], int64(len(block) - len(msgs[0]))},
+		{"a message from elsewhere", block, append(slices.Clone(msgs[:len(msgs)-1]), bytes.Clone(msgs[len(msgs)-1])), int64(len(block))},
+		{"no block", nil, msgs, int64(len(block))},
+	}
+	for _, c := range cases {
+		before := d.staged.Load()
+		refs, err := d.AppendFrom(c.block, c.msgs)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for i, ref := range refs {
+			if got, err := d.Read(ref); err != nil || !bytes.Equal(got, c.msgs[i]) {
+				t.Fatalf("%s: message %d at %+v read back wrong: %v", c.name, i, ref, err)
+			}
+		}
+		staged := d.staged.Load() - before
+		switch {
+		case align == 0 && staged != 0:
+			t.Errorf("%s: no direct I/O here, yet %d bytes were staged for it", c.name, staged)
+		case align != 0 && staged != c.staged:
+			t.Errorf("%s: %d bytes copied before writing, want %d", c.name, staged, c.staged)
+		}
+	}
+}
+
+func TestTiles(t *testing.T) {
+	block := []byte("abcdefghij")
+	for _, c := range []struct {
+		name string
+		msgs [][]byte
+		want bool
+	}{
+		{"whole", [][]byte{block[:3], block[3:7], block[7:]}, true},
+		{"one", [][]byte{block}, true},
+		{"an empty message between", [][]byte{block[:3], nil, block[3:]}, true},
+		{"short", [][]byte{block[:3], block[3:7]}, false},
+		{"a gap", [][]byte{block[:3], block[4:]}, false},
+		{"out of order", [][]byte{block[3:], block[:3]}, false},
+		{"a copy", [][]byte{block[:3], []byte("defghij")}, false},
+		{"past the end", [][]byte{block[:3], block[3:10:10], block[:1]}, false},
+		{"none", nil, false},
+	} {
+		if got := tiles(block, c.msgs); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if tiles(nil, [][]byte{block}) {
+		t.Error("a nil block tiled")
 	}
 }

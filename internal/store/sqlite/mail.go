@@ -399,7 +399,7 @@ func (s *Store) appendRaw(ctx context.Context, b store.Batch, check bool) (map[s
 	if len(bodies) == 0 {
 		return nil, nil
 	}
-	refs, err := s.raw.Append(bodies)
+	refs, err := s.raw.AppendFrom(b.Bodies, bodies)
 	if err != nil {
 		return nil, fmt.Errorf("store the messages' bytes: %w", err)
 	}
