@@ -80,6 +80,30 @@ func TestDovecot(t *testing.T) {
 		}
 	})
 
+	t.Run("sizes and a stopped fetch", func(t *testing.T) {
+		uids, err := c.SearchNewer(0)
+		if err != nil || len(uids) != 301 {
+			t.Fatalf("SearchNewer = %d UIDs, %v", len(uids), err)
+		}
+		sizes, err := c.Sizes(uids[290:])
+		if err != nil || len(sizes) != 11 || sizes[uids[300]] < 3<<20 || sizes[uids[290]] < 4000 {
+			t.Fatalf("Sizes = %v, %v", sizes, err)
+		}
+		n := 0
+		if err := c.Fetch(uids[:100], func(m Fetched) error {
+			if n++; n == 30 { // FETCH commands of 64: the rest of the first one is read and dropped
+				return ErrStop
+			}
+			return nil
+		}); err != nil || n != 30 {
+			t.Fatalf("stopped Fetch: %d messages, %v", n, err)
+		}
+		n = 0
+		if err := c.Fetch(uids[30:40], func(m Fetched) error { n++; _, err := io.Copy(io.Discard, m.Body); return err }); err != nil || n != 10 {
+			t.Fatalf("Fetch after a stop: %d messages, %v", n, err)
+		}
+	})
+
 	t.Run("fetch without size and date", func(t *testing.T) {
 		c := dial(t, func(cfg *Config) { cfg.SizeAndDate = false })
 		if err := c.AuthenticateXOAUTH2(user, d.Token(user, time.Hour)); err != nil {

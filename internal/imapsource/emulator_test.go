@@ -411,6 +411,63 @@ type shortBufs struct{ calls int }
 
 func (s *shortBufs) Get(n int) []byte { s.calls++; return make([]byte, n-1) }
 
+// TestFetchStop: fn returning ErrStop ends the fetch with nil, nothing handed over after it, and the
+// connection goes on working: the rest is fetched whole on it afterwards, read ahead or streamed.
+func TestFetchStop(t *testing.T) {
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 60, 3000)
+	for _, readAhead := range []int64{0, -1} {
+		t.Run(fmt.Sprint("ReadAhead=", readAhead), func(t *testing.T) {
+			c := w.connect(t, func(cfg *Config) { cfg.FetchBatch = 25; cfg.ReadAhead = readAhead })
+			uids, err := c.SearchNewer(0)
+			if err != nil || len(uids) != 60 {
+				t.Fatalf("SearchNewer: %d, %v", len(uids), err)
+			}
+			var got []uint32
+			err = c.Fetch(uids, func(m Fetched) error {
+				if _, err := readWant(m, want); err != nil {
+					return err
+				}
+				if got = append(got, m.UID); len(got) == 10 {
+					return ErrStop
+				}
+				return nil
+			})
+			if err != nil || !slices.Equal(got, uids[:10]) {
+				t.Fatalf("stopped after the 10th: %v, got %v", err, got)
+			}
+			got = nil
+			if err := c.Fetch(uids[10:], func(m Fetched) error {
+				got = append(got, m.UID)
+				_, err := readWant(m, want)
+				return err
+			}); err != nil || !slices.Equal(got, uids[10:]) {
+				t.Fatalf("the rest on the same connection: %v, got %d of %d", err, len(got), 50)
+			}
+		})
+	}
+}
+
+// TestSizes: the sizes the server gives, by UID; a UID not there is left out.
+func TestSizes(t *testing.T) {
+	w := startEmulator(t)
+	want := deliver(t, w, "INBOX", 5, 1234)
+	c := w.connect(t, nil)
+	uids, err := c.SearchNewer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := c.Sizes(append(slices.Clone(uids), 9999))
+	if err != nil || len(sizes) != len(uids) {
+		t.Fatalf("Sizes: %v, %v", sizes, err)
+	}
+	for _, u := range uids {
+		if sizes[u] != int64(len(want[u])) {
+			t.Errorf("UID %d: size %d, want %d", u, sizes[u], len(want[u]))
+		}
+	}
+}
+
 func TestFetchDropMidFetch(t *testing.T) {
 	w := startEmulator(t)
 	want := deliver(t, w, "INBOX", 60, 3000)

@@ -77,6 +77,40 @@ type Fetched struct {
 // ReadAheadBytes + ReadAhead + 2 × SpoolThreshold plus go-imap's small buffers, whatever the
 // message sizes.
 //
+// Sizes returns the sizes the server gives for the UIDs (UID FETCH … (UID RFC822.SIZE)), by UID; a UID
+// no longer there is missing. Exchange's sizes can be a little off the bodies' (they are for
+// planning, not for reading).
+func (c *Conn) Sizes(uids []uint32) (map[uint32]int64, error) {
+	out := make(map[uint32]int64, len(uids))
+	if len(uids) == 0 {
+		return out, nil
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	err := c.guard(StageFetch, "UID FETCH (RFC822.SIZE)", func() error {
+		msgs, err := c.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		for _, m := range msgs {
+			if m.UID != 0 {
+				out[uint32(m.UID)] = m.RFC822Size
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ErrStop, returned by FetchInto's fn, ends the fetch without breaking the connection: no message is
+// handed over after it, no further UID FETCH command is sent, and the rest of the running one is read
+// and dropped (its bodies are not kept); FetchInto then returns nil. Asking for fewer UIDs costs less:
+// what the server sends is read either way. The message fn was given when it returned ErrStop counts as
+// handed over.
+var ErrStop = errors.New("imapsource: stop fetching")
+
 // Fetch is FetchInto without Buffers: each body read ahead has an allocation of its own.
 func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 	return c.FetchInto(uids, nil, fn)
@@ -94,7 +128,7 @@ type Buffers interface {
 
 // FetchInto is Fetch, with the bodies read ahead read into memory from bufs (nil: an allocation each).
 //
-// If fn returns an error, Fetch stops and returns it; the connection is then closed (the rest of the
+// If fn returns an error other than ErrStop, Fetch stops and returns it; the connection is then closed (the rest of the
 // batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
 // connection dropped or stalled (no progress for Config.Timeout) mid-FETCH returns a transient
 // *diag.Error at stage "fetch"; fn has then returned nil only for complete messages. Throttling
@@ -148,9 +182,16 @@ func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) 
 			}
 		}
 		for _, set := range batches {
+			if st.stop.Load() {
+				return
+			}
 			cmd := c.c.Fetch(set, opts)
 			aborted := false
 			for m := cmd.Next(); m != nil; m = cmd.Next() {
+				if st.stop.Load() {
+					drain(m) // go-imap reads the body and drops it
+					continue
+				}
 				p := pumped{m: m}
 				p.body = c.scanToBody(m, &p.msgState)
 				if c.readsAhead(&p) {
@@ -192,6 +233,7 @@ func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) 
 	var (
 		drained chan struct{} // closed when the commands are done and every late message handed over
 		err     error
+		stopped bool // fn returned ErrStop: what comes is dropped
 	)
 loop:
 	for {
@@ -210,11 +252,20 @@ loop:
 				err = m.err
 				break loop
 			}
-			if m.m == nil {
+			switch {
+			case stopped:
+				if m.m == nil {
+					ahead.give(int64(len(m.raw)))
+				}
+			case m.m == nil:
 				ahead.give(int64(len(m.raw)))
 				err = c.deliverRaw(st, m, fn)
-			} else {
+			default:
 				err = c.fetchOne(st, m, fn)
+			}
+			if errors.Is(err, ErrStop) {
+				stopped, err = true, nil
+				st.stop.Store(true)
 			}
 			if err != nil {
 				break loop
@@ -223,7 +274,15 @@ loop:
 				next <- struct{}{}
 			}
 		case lm := <-st.late:
-			err = c.deliverLate(st, lm, fn)
+			if stopped {
+				lm.sp.close()
+			} else {
+				err = c.deliverLate(st, lm, fn)
+			}
+			if errors.Is(err, ErrStop) {
+				stopped, err = true, nil
+				st.stop.Store(true)
+			}
 			if err != nil {
 				break loop
 			}
@@ -285,6 +344,7 @@ type fetchState struct {
 	delivered map[uint32]bool // touched by the Fetch goroutine only
 	late      chan lateMsg
 	abort     chan struct{}
+	stop      atomic.Bool // fn returned ErrStop: the pump sends no more commands and drops the rest
 	sem       chan struct{}
 	wg        sync.WaitGroup
 	progress  atomic.Int64 // unix nanos of the last byte spooled by a handler

@@ -16,6 +16,7 @@ type Session interface {
 	Select(folder string) (imapsource.Mailbox, error)
 	EnsureFolder(name string) error
 	SearchNewer(lastUID uint32) ([]uint32, error)
+	Sizes(uids []uint32) (map[uint32]int64, error)
 	FetchInto(uids []uint32, bufs imapsource.Buffers, fn func(imapsource.Fetched) error) error
 	Move(uids []uint32, dest string) error
 	Wait(ctx context.Context, max time.Duration) (bool, error)

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,4 +200,85 @@ func TestIngestSecretExpiringMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the second message", func() bool { return len(w.messages(store.MessageQuery{})) == 2 })
+}
+
+// TestBatchBytesEndsABatch: batches hold about BatchBytes — planned with the sizes the server gives,
+// or, when those were wrong, ended by stopping the FETCH — and the next one goes on on the same
+// connection: every message stored and moved with one session.
+func TestBatchBytesEndsABatch(t *testing.T) {
+	for _, understate := range []bool{false, true} {
+		t.Run(fmt.Sprint("sizes understated=", understate), func(t *testing.T) {
+			w := newWorld(t, nil)
+			w.configure(settings.IncomingAccount{Address: "info@contoso.example", Type: settings.TypeGeneral})
+			var size int
+			for i := range 120 {
+				m := plainMessage(i)
+				size = max(size, len(m))
+				w.deliver("info@contoso.example", m)
+			}
+			const limit = 8 << 10
+			var dials atomic.Int32
+			var mu sync.Mutex
+			var batches []int
+			w.manager(func(c *Config) {
+				c.BatchBytes = limit
+				dial := imapDialer(c)
+				c.Dial = func(ctx context.Context, tg Target) (Connected, error) {
+					dials.Add(1)
+					conn, err := dial(ctx, tg)
+					if err == nil && understate {
+						conn.Session = smallSizes{conn.Session}
+					}
+					return conn, err
+				}
+				c.Store = batchSizes{c.Store, func(b store.Batch) {
+					mu.Lock()
+					defer mu.Unlock()
+					n := 0
+					for _, m := range b.Messages {
+						n += len(m.Raw)
+					}
+					batches = append(batches, n)
+				}}
+			})
+			waitFor(t, 30*time.Second, "120 messages stored and moved", func() bool {
+				return len(w.messages(store.MessageQuery{})) == 120 && w.count("info@contoso.example", "INBOX") == 0
+			})
+			if n := dials.Load(); n != 1 {
+				t.Errorf("%d connections opened, want 1 (a full batch must not end the session)", n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, n := range batches {
+				if n > limit+size || !understate && n > limit {
+					t.Errorf("a batch of %d bytes (limit %d, messages up to %d)", n, limit, size)
+				}
+			}
+			if len(batches) < 120*size/limit/2 {
+				t.Errorf("%d batches", len(batches))
+			}
+		})
+	}
+}
+
+// smallSizes is a Session whose server says every message has 1 byte.
+type smallSizes struct{ Session }
+
+func (s smallSizes) Sizes(uids []uint32) (map[uint32]int64, error) {
+	out := map[uint32]int64{}
+	for _, u := range uids {
+		out[u] = 1
+	}
+	return out, nil
+}
+
+// batchSizes is a store that tells seen about each batch committed.
+type batchSizes struct {
+	store.Store
+	seen func(store.Batch)
+}
+
+func (s batchSizes) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committed, error) {
+	s.seen(b)
+	return s.Store.CommitBatch(ctx, b)
 }

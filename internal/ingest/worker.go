@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -311,6 +310,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	}
 	total := 0
 	bufs := newBatchBuffers(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
+	var avg int64 // the bytes per message of the last batch; 0 before the first
 	var pending *commit
 	// settle waits for the batch being committed and, when move is set and there is no mover, moves
 	// it on this connection.
@@ -341,9 +341,29 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	defer settle(false) // never leave a commit running behind the caller's back
 	for len(uids) > 0 && ctx.Err() == nil {
 		n := min(len(uids), w.cfg.BatchSize)
+		// A batch that might not fit in BatchBytes is planned with the sizes the server gives: the
+		// first one of a catch-up, and any after a batch of large messages. (A FETCH stopped halfway
+		// would still have to read the rest of its messages off the connection.)
+		if avg == 0 || avg*int64(n) > int64(w.cfg.BatchBytes)/2 {
+			sizes, err := s.Sizes(uids[:n])
+			if err != nil {
+				if serr := settle(false); serr != nil {
+					return total, serr
+				}
+				return total, err
+			}
+			n = fitting(uids[:n], sizes, int64(w.cfg.BatchBytes))
+		}
 		buf := bufs.take()
 		ms, last, consumed, clean, ferr := w.fetch(s, uids[:n], buf)
 		bufs.fetched(buf)
+		if len(ms) > 0 {
+			var b int64
+			for _, m := range ms {
+				b += int64(len(m.Raw))
+			}
+			avg = max(b/int64(len(ms)), 1)
+		}
 		if ferr != nil {
 			// The connection is gone: commit what arrived (the previous batch's commit first), move it
 			// in the next session.
@@ -526,6 +546,7 @@ func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.N
 		procs = runtime.GOMAXPROCS(0)
 		todo  = make(chan fetched, procs)
 		size  int
+		full  bool
 	)
 	for range procs {
 		wg.Go(func() {
@@ -547,17 +568,15 @@ func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.N
 		}
 		todo <- fetched{f.UID, raw}
 		if size += len(raw); size >= w.cfg.BatchBytes {
-			return errBatchFull
+			full = true
+			return imapsource.ErrStop
 		}
 		return nil
 	})
 	close(todo)
 	wg.Wait()
-	complete := ferr == nil
-	clean = complete
-	if errors.Is(ferr, errBatchFull) {
-		ferr = nil
-	}
+	clean = ferr == nil
+	complete := clean && !full
 	for _, u := range uids {
 		nm, ok := got[u]
 		if !ok {
@@ -591,8 +610,17 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 	}
 }
 
-// errBatchFull stops a FETCH when the batch holds enough bytes.
-var errBatchFull = errors.New("batch full")
+// fitting is how many of uids, from the first, fit in limit bytes by the sizes the server gave (at
+// least one; a UID it gave none for is gone and counts nothing).
+func fitting(uids []uint32, sizes map[uint32]int64, limit int64) int {
+	var sum int64
+	for i, u := range uids {
+		if sum += sizes[u]; sum > limit {
+			return max(i, 1)
+		}
+	}
+	return len(uids)
+}
 
 // byDest groups a batch's UIDs by the folder they go to.
 func byDest(ms []store.NewMessage) map[string][]uint32 {
