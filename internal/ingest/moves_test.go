@@ -3,9 +3,13 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"inkorg/internal/diag"
 	"inkorg/internal/secrets"
 	"inkorg/internal/settings"
 	"inkorg/internal/store"
@@ -67,4 +71,57 @@ func TestMovesRecordedOnceAllAreDone(t *testing.T) {
 	if pm, _ := st.PendingMoves(ctx, 1); len(pm) != 0 {
 		t.Errorf("pending after the moves: %+v", pm)
 	}
+}
+
+// TestSecondConnection: a large backlog is moved on a second connection, opened while the first batch
+// is fetched; when the server refuses it (Exchange limits a mailbox's connections), the first
+// connection moves too. Either way every message is stored and moved in one session.
+func TestSecondConnection(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprint("refused=", refuse), func(t *testing.T) {
+			w := newWorld(t, nil)
+			w.configure(settings.IncomingAccount{Address: "info@contoso.example", Type: settings.TypeGeneral})
+			for i := range 60 {
+				w.deliver("info@contoso.example", plainMessage(i))
+			}
+			var dials atomic.Int32
+			var moves [2]atomic.Int32 // MOVE commands on the first and on the second connection
+			w.manager(func(c *Config) {
+				c.BatchSize = 10
+				dial := imapDialer(c)
+				c.Dial = func(ctx context.Context, tg Target) (Connected, error) {
+					n := dials.Add(1)
+					if n > 2 || refuse && n == 2 {
+						return Connected{}, &diag.Error{Stage: diag.StageConnect, Kind: diag.KindTransient, Summary: "too many connections"}
+					}
+					conn, err := dial(ctx, tg)
+					if err == nil {
+						conn.Session = countMoves{conn.Session, &moves[n-1]}
+					}
+					return conn, err
+				}
+			})
+			waitFor(t, 30*time.Second, "60 messages stored and moved", func() bool {
+				return len(w.messages(store.MessageQuery{})) == 60 && w.count("info@contoso.example", settings.DefaultProcessedFolder) == 60
+			})
+			if n := dials.Load(); n != 2 {
+				t.Errorf("%d dials, want 2", n)
+			}
+			first, second := moves[0].Load(), moves[1].Load()
+			if refuse && (first == 0 || second != 0) || !refuse && (first != 0 || second == 0) {
+				t.Errorf("MOVE commands: %d on the first connection, %d on the second", first, second)
+			}
+		})
+	}
+}
+
+// countMoves is a Session that counts its Move calls.
+type countMoves struct {
+	Session
+	n *atomic.Int32
+}
+
+func (c countMoves) Move(uids []uint32, dest string) error {
+	c.n.Add(1)
+	return c.Session.Move(uids, dest)
 }

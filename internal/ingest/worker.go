@@ -300,13 +300,37 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
 	// A large backlog gets a second connection that moves each committed batch while the first one
 	// fetches the next and the database commits the one after: on a real server MOVE costs about as
-	// much as FETCH, so fetch, commit and move are three stages of a pipeline.
+	// much as FETCH, so fetch, commit and move are three stages of a pipeline. It is opened while the
+	// first batch is fetched (signing in takes a round trip or three; the first move comes after a
+	// commit).
 	var mv *mover
+	var opening chan Session // the second connection on its way; nil once taken
 	if len(uids) > 2*w.cfg.BatchSize && !w.t.Eff.Mailbox.LeaveInPlace.Value {
-		if s2 := w.openMover(ctx, folder, validity); s2 != nil {
-			mv = w.startMover(ctx, s2, folder, validity)
-			defer mv.close()
+		opening = make(chan Session, 1)
+		go func() { opening <- w.openMover(ctx, folder, validity) }()
+		defer func() {
+			if opening != nil {
+				go func(ch chan Session) {
+					if s2 := <-ch; s2 != nil {
+						s2.Close()
+					}
+				}(opening)
+			}
+			if mv != nil {
+				mv.close()
+			}
+		}()
+	}
+	// theMover is the mover, once the second connection is there (waiting for it the first time);
+	// nil: the first connection moves.
+	theMover := func() *mover {
+		if opening != nil {
+			if s2 := <-opening; s2 != nil {
+				mv = w.startMover(ctx, s2, folder, validity)
+			}
+			opening = nil
 		}
+		return mv
 	}
 	total := 0
 	bufs := newBatchBuffers(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
@@ -382,7 +406,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return total, err
 		}
 		if last != 0 {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, mv)
+			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, theMover())
 			if clean {
 				pending.buf = buf
 			}
