@@ -2,10 +2,18 @@ package exo
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"inkorg/internal/xoauth2"
 )
 
 // recConn records each Write it gets.
@@ -79,5 +87,83 @@ func TestCorkedWrites(t *testing.T) {
 	write("* 2 EXPUNGE\r\n")
 	if err := c.uncork(); err == nil {
 		t.Fatal("uncork on a broken connection: no error")
+	}
+}
+
+// recordCounter counts the TLS records read through it (it follows the 5-byte record headers in the
+// raw stream).
+type recordCounter struct {
+	net.Conn
+	mu      sync.Mutex
+	records int
+	hdr     []byte // the part of a record header read so far
+	skip    int    // the bytes of the current record's body still to come
+}
+
+func (c *recordCounter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for b := p[:n]; len(b) > 0; {
+		if c.skip > 0 {
+			k := min(c.skip, len(b))
+			c.skip, b = c.skip-k, b[k:]
+			continue
+		}
+		k := min(5-len(c.hdr), len(b))
+		c.hdr, b = append(c.hdr, b[:k]...), b[k:]
+		if len(c.hdr) == 5 {
+			c.records++
+			c.skip, c.hdr = int(c.hdr[3])<<8|int(c.hdr[4]), c.hdr[:0]
+		}
+	}
+	return n, err
+}
+
+func (c *recordCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.records
+}
+
+// TestFetchWithoutBodiesCorked: a FETCH of flags or sizes only — a short line per message — leaves
+// the server in a few TLS records, not one a message; a FETCH of bodies still writes one a message.
+func TestFetchWithoutBodiesCorked(t *testing.T) {
+	e := newEnv(t)
+	const n = 500
+	for i := range n {
+		if _, err := e.store.Deliver(alice, "INBOX", testMessage(bob, alice, fmt.Sprint("m", i), 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := net.Dial("tcp", e.imap.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recordCounter{Conn: raw}
+	c := imapclient.New(tls.Client(rc, e.clientTLS), nil)
+	t.Cleanup(func() { c.Close() })
+	if err := c.Authenticate(xoauth2.NewClient(alice, "good-token")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var all imap.UIDSet
+	all.AddRange(1, 0)
+	fetch := func(o *imap.FetchOptions) (msgs, records int) {
+		t.Helper()
+		before := rc.count()
+		got, err := c.Fetch(all, o).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got), rc.count() - before
+	}
+	if m, r := fetch(&imap.FetchOptions{UID: true, RFC822Size: true, Flags: true}); m != n || r > 10 {
+		t.Errorf("sizes and flags of %d messages: %d TLS records, want a few", m, r)
+	}
+	if m, r := fetch(&imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}); m != n || r < n {
+		t.Errorf("bodies of %d messages: %d TLS records, want one a message at least", m, r)
 	}
 }

@@ -490,9 +490,19 @@ type fetched struct {
 	flags []imap.Flag
 }
 
-func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
 	if err := s.gate(); err != nil {
 		return err
+	}
+	if len(options.BodySection) == 0 && len(options.BinarySection) == 0 {
+		// Flags, sizes, dates: a short line per message, held back and written together, as a real
+		// server's buffered output is (see authConn), rather than a TLS record and a system call each.
+		s.conn.cork()
+		defer func() {
+			if uerr := s.conn.uncork(); err == nil {
+				err = uerr
+			}
+		}()
 	}
 	markSeen := false
 	for _, bs := range options.BodySection {
