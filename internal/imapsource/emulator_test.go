@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -106,6 +107,17 @@ func deliver(t testing.TB, w *emu, folder string, n, size int) map[uint32][]byte
 			t.Fatal(err)
 		}
 		out[uid] = raw
+	}
+	return out
+}
+
+// deliverSizes delivers, one after the other, n messages of size bytes for each {n, size}, and returns
+// them all by UID.
+func deliverSizes(t testing.TB, w *emu, folder string, runs ...[2]int) map[uint32][]byte {
+	t.Helper()
+	out := map[uint32][]byte{}
+	for _, r := range runs {
+		maps.Copy(out, deliver(t, w, folder, r[0], r[1]))
 	}
 	return out
 }
@@ -270,13 +282,7 @@ func TestFetchReadAheadBounded(t *testing.T) {
 func TestFetchReadAhead(t *testing.T) {
 	const limit = 4096
 	w := startEmulator(t)
-	want := deliver(t, w, "INBOX", 30, 1000)
-	for uid, raw := range deliver(t, w, "INBOX", 5, limit+1) {
-		want[uid] = raw
-	}
-	for uid, raw := range deliver(t, w, "INBOX", 30, limit-200) {
-		want[uid] = raw
-	}
+	want := deliverSizes(t, w, "INBOX", [2]int{30, 1000}, [2]int{5, limit + 1}, [2]int{30, limit - 200})
 	for _, readAhead := range []int64{limit, -1} {
 		t.Run(fmt.Sprint("ReadAhead=", readAhead), func(t *testing.T) {
 			c := w.connect(t, func(cfg *Config) { cfg.ReadAhead = readAhead; cfg.FetchBatch = 16 })
@@ -354,13 +360,7 @@ func (b *bump) given(p []byte) bool {
 func TestFetchInto(t *testing.T) {
 	const limit = 4096
 	w := startEmulator(t)
-	want := deliver(t, w, "INBOX", 10, 1000)
-	for uid, raw := range deliver(t, w, "INBOX", 2, limit+1) {
-		want[uid] = raw
-	}
-	for uid, raw := range deliver(t, w, "INBOX", 10, 2000) {
-		want[uid] = raw
-	}
+	want := deliverSizes(t, w, "INBOX", [2]int{10, 1000}, [2]int{2, limit + 1}, [2]int{10, 2000})
 	c := w.connect(t, func(cfg *Config) { cfg.ReadAhead = limit; cfg.FetchBatch = 7 })
 	uids, err := c.SearchNewer(0)
 	if err != nil || len(uids) != len(want) {

@@ -156,19 +156,44 @@ func TestMissingBytes(t *testing.T) {
 }
 
 // TestConcurrentAppends: appends from many goroutines across segment changes each read back whole,
-// and no two overlap.
+// and no two overlap: small ones with a small segment limit, and large ones (direct where there is
+// direct I/O) between small ones.
 func TestConcurrentAppends(t *testing.T) {
-	d := open(t, t.TempDir(), 4096)
+	t.Run("small", func(t *testing.T) {
+		d := open(t, t.TempDir(), 4096)
+		appendConcurrently(t, d, 8, 20, func(g, b int) [][]byte {
+			return [][]byte{msg(g*1000+b, 100+g), msg(g*1000+b+500, 37)}
+		})
+		if n, _ := d.numbers(); len(n) < 3 {
+			t.Errorf("segments %v: the limit did not start new ones", n)
+		}
+	})
+	t.Run("large and small", func(t *testing.T) {
+		d := open(t, t.TempDir(), 1<<20)
+		appendConcurrently(t, d, 6, 12, func(g, b int) [][]byte {
+			n := 1
+			if (g+b)%2 == 0 {
+				n = 25 // 25 × 3 KB
+			}
+			return batch(g*1000+b*50, n, 3000+g)
+		})
+	})
+}
+
+// appendConcurrently appends batchOf(g, b) for b < rounds from each of goroutines goroutines g at once,
+// then checks that every message reads back whole and that no two overlap.
+func appendConcurrently(t *testing.T, d *Dir, goroutines, rounds int, batchOf func(g, b int) [][]byte) {
+	t.Helper()
 	var wg sync.WaitGroup
 	type got struct {
 		data [][]byte
 		refs []Ref
 	}
-	res := make([]got, 8)
+	res := make([]got, goroutines)
 	for g := range res {
 		wg.Go(func() {
-			for b := range 20 {
-				batch := [][]byte{msg(g*1000+b, 100+g), msg(g*1000+b+500, 37)}
+			for b := range rounds {
+				batch := batchOf(g, b)
 				r, err := d.Append(batch)
 				if err != nil {
 					t.Error(err)
@@ -195,9 +220,6 @@ func TestConcurrentAppends(t *testing.T) {
 			spans = append(spans, span{ref.Segment, ref.Offset, ref.Offset + ref.Length})
 		}
 	}
-	if n, _ := d.numbers(); len(n) < 3 {
-		t.Errorf("segments %v: the limit did not start new ones", n)
-	}
 }
 
 func TestOpenRefusesAFile(t *testing.T) {
@@ -217,12 +239,11 @@ func TestOpenRefusesAFile(t *testing.T) {
 	}
 }
 
-// TestUncachedWrites: the bytes are written with RWF_DONTCACHE where the kernel and file system take
-// it, and through the page cache where they refuse it (tmpfs, kernels before 6.14), and read back the
-// same either way. Which one applies is asked of the kernel directly.
-func TestUncachedWrites(t *testing.T) {
+// diskAndMemory are a temporary directory and, where there is one, another in /dev/shm (tmpfs on
+// Linux: no RWF_DONTCACHE, no direct I/O).
+func diskAndMemory(t *testing.T) []string {
 	dirs := []string{t.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() { // tmpfs on Linux
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		shm, err := os.MkdirTemp("/dev/shm", "inkorg-segments-")
 		if err != nil {
 			t.Fatal(err)
@@ -230,7 +251,14 @@ func TestUncachedWrites(t *testing.T) {
 		t.Cleanup(func() { os.RemoveAll(shm) })
 		dirs = append(dirs, shm)
 	}
-	for _, base := range dirs {
+	return dirs
+}
+
+// TestUncachedWrites: the bytes are written with RWF_DONTCACHE where the kernel and file system take
+// it, and through the page cache where they refuse it (tmpfs, kernels before 6.14), and read back the
+// same either way. Which one applies is asked of the kernel directly.
+func TestUncachedWrites(t *testing.T) {
+	for _, base := range diskAndMemory(t) {
 		d := open(t, filepath.Join(base, "raw"), 1<<20)
 		var all [][]byte
 		var refs []Ref
@@ -305,16 +333,7 @@ func batch(from, n, size int) [][]byte {
 // split between two. Everything reads back the same, after reopening too. Where the kernel reports no
 // direct I/O (tmpfs), nothing is padded.
 func TestDirectWrites(t *testing.T) {
-	dirs := []string{t.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		shm, err := os.MkdirTemp("/dev/shm", "inkorg-segments-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(shm) })
-		dirs = append(dirs, shm)
-	}
-	for _, base := range dirs {
+	for _, base := range diskAndMemory(t) {
 		align := dioAligned(t, base)
 		t.Logf("%s: direct I/O alignment %d (0: none)", base, align)
 		dir := filepath.Join(base, "raw")
@@ -405,52 +424,6 @@ func TestDirectWriteRefused(t *testing.T) {
 	for i, ref := range refs {
 		if got, err := d.Read(ref); err != nil || !bytes.Equal(got, all[i]) {
 			t.Fatalf("message %d at %+v: %v", i, ref, err)
-		}
-	}
-}
-
-// TestConcurrentDirectAppends: large and small Appends from several goroutines at once, across
-// segment changes: each reads back whole, and no two overlap.
-func TestConcurrentDirectAppends(t *testing.T) {
-	d := open(t, t.TempDir(), 1<<20)
-	var wg sync.WaitGroup
-	type got struct {
-		data [][]byte
-		refs []Ref
-	}
-	res := make([]got, 6)
-	for g := range res {
-		wg.Go(func() {
-			for b := range 12 {
-				n := 1
-				if (g+b)%2 == 0 {
-					n = 25 // 25 × 3 KB: direct where there is direct I/O
-				}
-				batch := batch(g*1000+b*50, n, 3000+g)
-				r, err := d.Append(batch)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				res[g].data, res[g].refs = append(res[g].data, batch...), append(res[g].refs, r...)
-			}
-		})
-	}
-	wg.Wait()
-	type span struct{ seg, from, to int64 }
-	var spans []span
-	for _, g := range res {
-		for i, ref := range g.refs {
-			b, err := d.Read(ref)
-			if err != nil || !bytes.Equal(b, g.data[i]) {
-				t.Fatalf("%+v: %v", ref, err)
-			}
-			for _, s := range spans {
-				if s.seg == ref.Segment && ref.Offset < s.to && s.from < ref.Offset+ref.Length {
-					t.Fatalf("%+v overlaps %+v", ref, s)
-				}
-			}
-			spans = append(spans, span{ref.Segment, ref.Offset, ref.Offset + ref.Length})
 		}
 	}
 }
