@@ -59,24 +59,6 @@ type Fetched struct {
 	Raw []byte
 }
 
-// Fetch fetches the given UIDs of the selected mailbox with UID FETCH (UID BODY.PEEK[], and with
-// Config.SizeAndDate RFC822.SIZE INTERNALDATE) in batches of Config.FetchBatch, and calls fn once per message, one call at a time, in
-// the server's order (a message whose body had to be spooled, see below, may come after the one
-// that followed it). BODY.PEEK never sets \Seen. UIDs that no longer exist are skipped (fn is not
-// called for them).
-//
-// When the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in the order they are
-// asked for, as Dovecot and go-imap's server, hence the emulator, do), a body of up to
-// Config.ReadAhead bytes is read ahead: off the connection while fn works on the messages before it,
-// at most ReadAheadMessages of them and ReadAheadBytes held (Fetched.Raw has it whole); a larger body
-// is streamed, Body reading the literal straight off the connection with nothing buffered here. A
-// server that sends any of them after the body makes buffering necessary (the body cannot be bound to
-// its UID before the end of the response): such a body is spooled, in memory up to
-// Config.SpoolThreshold and in a temporary file in Config.SpoolDir beyond that. At most two spooled
-// bodies exist at any time (one being read by fn, one arriving). So memory stays under about
-// ReadAheadBytes + ReadAhead + 2 × SpoolThreshold plus go-imap's small buffers, whatever the
-// message sizes.
-//
 // Sizes returns the sizes the server gives for the UIDs (UID FETCH … (UID RFC822.SIZE)), by UID; a UID
 // no longer there is missing. Exchange's sizes can be a little off the bodies' (they are for
 // planning, not for reading).
@@ -126,13 +108,29 @@ type Buffers interface {
 	Get(n int) []byte
 }
 
-// FetchInto is Fetch, with the bodies read ahead read into memory from bufs (nil: an allocation each).
+// FetchInto fetches the given UIDs of the selected mailbox with UID FETCH (UID BODY.PEEK[], and with
+// Config.SizeAndDate RFC822.SIZE INTERNALDATE) in batches of Config.FetchBatch, and calls fn once per
+// message, one call at a time, in the server's order (a message whose body had to be spooled, see
+// below, may come after the one that followed it). BODY.PEEK never sets \Seen. UIDs that no longer
+// exist are skipped (fn is not called for them).
 //
-// If fn returns an error other than ErrStop, Fetch stops and returns it; the connection is then closed (the rest of the
-// batch would otherwise have to be read off the wire first), so the Conn must be replaced. A
-// connection dropped or stalled (no progress for Config.Timeout) mid-FETCH returns a transient
-// *diag.Error at stage "fetch"; fn has then returned nil only for complete messages. Throttling
-// returns a *diag.Error of kind throttled with RetryAfterMS.
+// When the server sends UID (and RFC822.SIZE and INTERNALDATE) before the body (in the order they are
+// asked for, as Dovecot and go-imap's server, hence the emulator, do), a body of up to
+// Config.ReadAhead bytes is read ahead: off the connection while fn works on the messages before it,
+// at most ReadAheadMessages of them and ReadAheadBytes held (Fetched.Raw has it whole), into memory
+// from bufs (nil: an allocation each); a larger body is streamed, Body reading the literal straight
+// off the connection with nothing buffered here. A server that sends any of them after the body
+// makes buffering necessary (the body cannot be bound to its UID before the end of the response):
+// such a body is spooled, in memory up to Config.SpoolThreshold and in a temporary file in
+// Config.SpoolDir beyond that. At most two spooled bodies exist at any time (one being read by fn,
+// one arriving). So memory stays under about ReadAheadBytes + ReadAhead + 2 × SpoolThreshold plus
+// go-imap's small buffers, whatever the message sizes.
+//
+// If fn returns an error other than ErrStop, FetchInto stops and returns it; the connection is then
+// closed (the rest of the batch would otherwise have to be read off the wire first), so the Conn
+// must be replaced. A connection dropped or stalled (no progress for Config.Timeout) mid-FETCH
+// returns a transient *diag.Error at stage "fetch"; fn has then returned nil only for complete
+// messages. Throttling returns a *diag.Error of kind throttled with RetryAfterMS.
 func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) error {
 	if len(uids) == 0 {
 		return nil
