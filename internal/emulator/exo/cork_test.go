@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -131,11 +130,7 @@ func (c *recordCounter) count() int {
 func TestFetchWithoutBodiesCorked(t *testing.T) {
 	e := newEnv(t)
 	const n = 500
-	for i := range n {
-		if _, err := e.store.Deliver(alice, "INBOX", testMessage(bob, alice, fmt.Sprint("m", i), 300)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.deliverN(t, n, 300)
 	raw, err := net.Dial("tcp", e.imap.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -126,6 +126,16 @@ func newEnv(t testing.TB) *testEnv {
 	return &testEnv{store: store, imap: im, smtp: sm, clientTLS: clientTLS, caFile: caFile}
 }
 
+// deliverN delivers n messages of about size bytes from bob to alice's INBOX (subjects m0, m1, …).
+func (e *testEnv) deliverN(t testing.TB, n, size int) {
+	t.Helper()
+	for i := range n {
+		if _, err := e.store.Deliver(alice, "INBOX", testMessage(bob, alice, fmt.Sprint("m", i), size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // imapClient dials and authenticates with XOAUTH2 (SASL-IR form, as go-imap sends it).
 func (e *testEnv) imapClient(t testing.TB, user, token string, opts *imapclient.Options) *imapclient.Client {
 	t.Helper()

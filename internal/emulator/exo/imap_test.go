@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"regexp"
 	"slices"
@@ -403,11 +402,7 @@ func TestIMAPThrottleAndStall(t *testing.T) {
 func TestIMAPMoveExpunges(t *testing.T) {
 	e := newEnv(t)
 	const n = 40
-	for i := range n {
-		if _, err := e.store.Deliver(alice, "INBOX", testMessage(bob, alice, fmt.Sprint("m", i), 300)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.deliverN(t, n, 300)
 	type session struct {
 		c    *imapclient.Client
 		mu   sync.Mutex
