@@ -85,7 +85,7 @@ func startServiceConfig(ctx context.Context, st store.Store, cl cloud.Endpoints,
 		return nil, err
 	}
 	tokens := entra.New(entra.Config{Cloud: cl, Logger: log.With("component", "entra"), Clock: now})
-	s.ingest = ingest.New(ingest.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "ingest"), Clock: now, Reload: cfg.Reload})
+	s.ingest = ingest.New(ingest.Config{Store: st, Tokens: tokens, Cloud: cl, Logger: log.With("component", "ingest"), Clock: now, Reload: cfg.Reload, MaxBatches: cfg.MaxBatches})
 	if err := s.ingest.Start(ctx); err != nil {
 		return fail(fmt.Errorf("start ingestion: %w", err))
 	}

@@ -32,6 +32,7 @@ type Serve struct {
 	LogFormat       string        `key:"log-format" env:"INKORG_LOG_FORMAT" flag:"log-format" default:"text" doc:"The log format on standard error: text (key=value) or json (one object per line, for journald or a log collector)."`
 	ShutdownTimeout time.Duration `key:"shutdown-timeout" env:"INKORG_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" default:"10s" doc:"On SIGTERM, how long API requests in flight may take to finish before their connections are closed (1s to 10m). Ingestion batches in flight always finish or roll back whole."`
 	Reload          time.Duration `key:"reload" env:"INKORG_RELOAD" flag:"reload" default:"5s" doc:"How often the settings are read again, so changes made with \"inkorg settings …\" take effect without a restart (1s to 1h)."`
+	MaxBatches      int           `key:"max-batches" env:"INKORG_MAX_BATCHES" flag:"max-batches" default:"8" doc:"How many batches of incoming mail (up to 500 messages or 16 MiB each) may be in memory at once, across all mailboxes (1 to 256): it bounds ingestion's memory however many mailboxes catch up together; a mailbox with a backlog uses two when it can."`
 
 	// sources records where each key's value came from: "default", "FILE:LINE", "$ENV" or "--flag".
 	sources map[string]string
@@ -57,7 +58,7 @@ func (e *Error) FromFlag() bool { return strings.HasPrefix(e.Source, "--") }
 // Field is one setting's documentation, read from the struct's tags.
 type Field struct {
 	Key, Env, Flag, Default, Doc string
-	Type                         string // "string" or "duration"
+	Type                         string // "string", "duration" or "integer"
 	index                        int
 }
 
@@ -72,8 +73,11 @@ func Fields() []Field {
 			continue
 		}
 		typ := "string"
-		if sf.Type == reflect.TypeFor[time.Duration]() {
+		switch {
+		case sf.Type == reflect.TypeFor[time.Duration]():
 			typ = "duration"
+		case sf.Type.Kind() == reflect.Int:
+			typ = "integer"
 		}
 		fs = append(fs, Field{Key: key, Env: sf.Tag.Get("env"), Flag: sf.Tag.Get("flag"), Default: sf.Tag.Get("default"),
 			Doc: sf.Tag.Get("doc"), Type: typ, index: i})
@@ -100,6 +104,12 @@ func (c *Serve) set(f Field, value, source string) error {
 			return &Error{Key: f.Key, Source: source, Msg: fmt.Sprintf("%q is not a duration: write it like 10s, 2m or 1h30m", value)}
 		}
 		v.SetInt(int64(d))
+	case "integer":
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return &Error{Key: f.Key, Source: source, Msg: fmt.Sprintf("%q is not a whole number", value)}
+		}
+		v.SetInt(int64(n))
 	default:
 		v.SetString(value)
 	}
@@ -172,6 +182,9 @@ func (c *Serve) Validate() error {
 	}
 	if c.Reload < time.Second || c.Reload > time.Hour {
 		bad("reload", "%s: use 1s to 1h", c.Reload)
+	}
+	if c.MaxBatches < 1 || c.MaxBatches > 256 {
+		bad("max-batches", "%d: use 1 to 256", c.MaxBatches)
 	}
 	return errors.Join(errs...)
 }

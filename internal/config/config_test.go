@@ -58,7 +58,7 @@ func TestLayers(t *testing.T) {
 				t.Errorf("%+v", c)
 			}
 		}},
-		{"file from the environment, env over file, flags over env", []string{"--addr", "127.0.0.1:0", "--shutdown-timeout", "30s"}, env, func(t *testing.T, c Serve) {
+		{"file from the environment, env over file, flags over env", []string{"--addr", "127.0.0.1:0", "--shutdown-timeout", "30s", "--max-batches", "3"}, env, func(t *testing.T, c Serve) {
 			want := map[string][2]string{
 				"db":         {c.DB, "/var/lib/inkorg/file.db"},
 				"addr":       {c.Addr, "127.0.0.1:0"},
@@ -72,6 +72,9 @@ func TestLayers(t *testing.T) {
 			}
 			if c.ShutdownTimeout != 30*time.Second || c.Reload != 2*time.Second {
 				t.Errorf("durations: %v %v", c.ShutdownTimeout, c.Reload)
+			}
+			if c.MaxBatches != 3 || Defaults().MaxBatches != 8 {
+				t.Errorf("max-batches = %d (default %d), want 3 (8)", c.MaxBatches, Defaults().MaxBatches)
 			}
 			for k, src := range map[string]string{"db": file + ":3", "addr": "--addr", "log-format": "$INKORG_LOG_FORMAT", "log-level": file + ":5", "cloud": "default"} {
 				if c.Source(k) != src {
@@ -114,6 +117,7 @@ func TestFileErrors(t *testing.T) {
 		{"addr = \"127.0.0.1:1\n", "test.conf:1: unterminated quoted value"},
 		{"addr = \"a\" b\n", `test.conf:1: unexpected "b" after the quoted value`},
 		{"shutdown-timeout = soon\n", `shutdown-timeout (from test.conf:1): "soon" is not a duration`},
+		{"max-batches = eight\n", `max-batches (from test.conf:1): "eight" is not a whole number`},
 		{"log-level = \xff\n", "test.conf:1: not valid UTF-8"},
 	}
 	for _, tt := range tests {
@@ -138,6 +142,7 @@ func TestValidate(t *testing.T) {
 		{"format", func(c *Serve) { c.LogFormat = "xml" }, `log-format: "xml": use text or json`},
 		{"shutdown", func(c *Serve) { c.ShutdownTimeout = 0 }, "shutdown-timeout: 0s: use 1s to 10m"},
 		{"reload", func(c *Serve) { c.Reload = 2 * time.Hour }, "reload: 2h0m0s: use 1s to 1h"},
+		{"max-batches", func(c *Serve) { c.MaxBatches = 0 }, "max-batches: 0: use 1 to 256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

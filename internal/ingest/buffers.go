@@ -1,7 +1,8 @@
 package ingest
 
 import (
-	"slices"
+	"context"
+	"sync"
 	"unsafe"
 )
 
@@ -40,43 +41,78 @@ func (b *batchBuffer) Get(n int) []byte {
 // bodies is the part of the block handed out.
 func (b *batchBuffer) bodies() []byte { return b.block[:b.used] }
 
-// batchBuffers keeps the buffers of one catch-up: a buffer goes back once its batch is committed and
-// its fetch ended well (see imapsource.Buffers), and the next one is sized from the last batch — a
-// quarter more than its bodies, at least minBuffer, at most the batch limit plus one body read ahead.
-// A catch-up's buffers are let go when it ends, so a worker waiting for mail holds none.
-type batchBuffers struct {
+// batchSlots bounds the batches in flight — fetched and not yet committed — across all of a Manager's
+// workers (Config.MaxBatches): a worker takes a slot before it fetches a batch and gives it back once
+// the batch is committed (or its fetch came to nothing). So at most MaxBatches batches' bytes are held
+// however many mailboxes catch up at once: a thousand that start with a backlog take turns, a batch
+// each (waiting workers are served in turn).
+//
+// The buffers of slots given back are kept for the next batches, the last one given back first (it is
+// the one still in the processor's caches), and all let go when no batch is in flight: a worker
+// waiting for mail holds none.
+type batchSlots struct {
+	out  chan struct{} // a token per slot taken
+	mu   sync.Mutex
 	free []*batchBuffer
-	want int
-	max  int
 }
 
-const minBuffer = 1 << 20
-
-func newBatchBuffers(batchBytes int, readAhead int64) *batchBuffers {
-	m := batchBytes + int(max(readAhead, 0))
-	return &batchBuffers{want: min(4*minBuffer, m), max: m}
+func newBatchSlots(n int) *batchSlots {
+	return &batchSlots{out: make(chan struct{}, n)}
 }
 
-// take returns an empty buffer of the size wanted now.
-func (p *batchBuffers) take() *batchBuffer {
-	for i, b := range p.free {
-		if len(b.block) >= p.want {
-			p.free = slices.Delete(p.free, i, i+1)
+// take waits for a slot (or for ctx) and returns a buffer for the batch, empty, of size bytes at least.
+func (s *batchSlots) take(ctx context.Context, size int) (*batchBuffer, error) {
+	select {
+	case s.out <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.free) > 0 {
+		b := s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+		if len(b.block) >= size {
 			b.used, b.asked = 0, 0
-			return b
+			return b, nil
 		}
 	}
-	return newBatchBuffer(p.want)
+	return newBatchBuffer(size), nil
 }
 
-// fetched sizes the next buffers from a batch just fetched.
-func (p *batchBuffers) fetched(b *batchBuffer) {
-	p.want = min(max(b.asked+b.asked/4, minBuffer), p.max)
-}
-
-// put gives back the buffer of a committed batch whose fetch returned nil. One is kept.
-func (p *batchBuffers) put(b *batchBuffer) {
-	if len(b.block) >= p.want && len(p.free) == 0 {
-		p.free = append(p.free, b)
+// give gives a slot back; keep says its buffer may be reused (see imapsource.Buffers), otherwise it
+// is let go.
+func (s *batchSlots) give(b *batchBuffer, keep bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if keep {
+		s.free = append(s.free, b)
 	}
+	<-s.out
+	if len(s.out) == 0 {
+		s.free = nil
+	}
+}
+
+// bufferSize is the size of a catch-up's next buffer, from its last batch: a quarter more than that
+// batch's bodies, at least minBuffer, at most the batch limit plus one body read ahead.
+type bufferSize struct {
+	want, max int
+}
+
+// minBuffer is the smallest buffer of a large batch, and perMessage what a small one gets a message
+// (a batch of the one or two messages IDLE brings does not need a megabyte).
+const (
+	minBuffer  = 1 << 20
+	perMessage = 64 << 10
+)
+
+func newBufferSize(batchBytes int, readAhead int64) bufferSize {
+	m := batchBytes + int(max(readAhead, 0))
+	return bufferSize{want: min(4*minBuffer, m), max: m}
+}
+
+// fetched sizes the next buffer from a batch just fetched into b.
+func (z *bufferSize) fetched(b *batchBuffer) {
+	z.want = min(max(b.asked+b.asked/4, minBuffer), z.max)
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// BatchSize and BatchBytes bound one durable batch (defaults 500 messages, 16 MiB).
 	BatchSize  int
 	BatchBytes int
+	// MaxBatches bounds the batches in flight (fetched, not yet committed) across all accounts, and
+	// with them the memory that message bytes take, however many mailboxes catch up at once (default
+	// 8; a mailbox with a backlog keeps two in flight when it can).
+	MaxBatches int
 	// Backoff bounds the wait between reconnects after a transient failure (defaults 1 s … 5 min).
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout bounds each network step (default 60 s).
@@ -70,6 +74,9 @@ func (c *Config) defaults() {
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 16 << 20
 	}
+	if c.MaxBatches <= 0 {
+		c.MaxBatches = 8
+	}
 	if c.MinBackoff == 0 {
 		c.MinBackoff = time.Second
 	}
@@ -97,6 +104,7 @@ func (c *Config) defaults() {
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger
+	slots  *batchSlots
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -114,7 +122,7 @@ type running struct {
 // New makes a Manager.
 func New(cfg Config) *Manager {
 	cfg.defaults()
-	return &Manager{cfg: cfg, log: cfg.Logger, workers: map[int64]*running{}, kick: make(chan struct{}, 1)}
+	return &Manager{cfg: cfg, log: cfg.Logger, slots: newBatchSlots(cfg.MaxBatches), workers: map[int64]*running{}, kick: make(chan struct{}, 1)}
 }
 
 // Start reads the settings and starts the workers; it keeps watching the settings until Close.
@@ -204,7 +212,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		wctx, cancel := context.WithCancel(ctx)
 		r := &running{hash: accountHash(c.System, a), cancel: cancel, done: make(chan struct{})}
 		m.workers[id] = r
-		w := newWorker(&m.cfg, c.System, a)
+		w := newWorker(&m.cfg, m.slots, c.System, a)
 		go func() {
 			defer close(r.done)
 			w.run(wctx)

@@ -20,6 +20,7 @@ import (
 // worker reads one account.
 type worker struct {
 	cfg   *Config
+	slots *batchSlots
 	t     Target
 	log   *slog.Logger
 	state store.AccountState
@@ -28,8 +29,8 @@ type worker struct {
 	lost atomic.Bool
 }
 
-func newWorker(cfg *Config, sys settings.System, a settings.IncomingAccount) *worker {
-	return &worker{cfg: cfg, t: Target{System: sys, Account: a, Eff: settings.ResolveAccount(sys, a)},
+func newWorker(cfg *Config, slots *batchSlots, sys settings.System, a settings.IncomingAccount) *worker {
+	return &worker{cfg: cfg, slots: slots, t: Target{System: sys, Account: a, Eff: settings.ResolveAccount(sys, a)},
 		log:   cfg.Logger.With("account", a.Address, "account_id", a.ID),
 		state: store.AccountState{AccountID: a.ID}}
 }
@@ -333,7 +334,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		return mv
 	}
 	total := 0
-	bufs := newBatchBuffers(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
+	size := newBufferSize(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
 	var avg int64 // the bytes per message of the last batch; 0 before the first
 	var pending *commit
 	// settle waits for the batch being committed and, when move is set and there is no mover, moves
@@ -345,9 +346,6 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		c := pending
 		pending = nil
 		<-c.done
-		if c.buf != nil {
-			bufs.put(c.buf)
-		}
 		if c.err != nil {
 			return c.err
 		}
@@ -378,9 +376,14 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			}
 			n = fitting(uids[:n], sizes, int64(w.cfg.BatchBytes))
 		}
-		buf := bufs.take()
+		// A slot (and its buffer) for this batch, given back once the batch is committed — by the
+		// commit — or abandoned.
+		buf, err := w.slots.take(ctx, min(size.want, n*perMessage))
+		if err != nil {
+			return total, err
+		}
 		ms, last, consumed, clean, ferr := w.fetch(s, uids[:n], buf)
-		bufs.fetched(buf)
+		size.fetched(buf)
 		if len(ms) > 0 {
 			var b int64
 			for _, m := range ms {
@@ -392,10 +395,13 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			// The connection is gone: commit what arrived (the previous batch's commit first), move it
 			// in the next session.
 			if err := settle(false); err != nil {
+				w.slots.give(buf, false)
 				return total, err
 			}
-			if last != 0 {
-				pending = w.commitAsync(ctx, folder, validity, last, ms, nil, false, nil)
+			if last == 0 {
+				w.slots.give(buf, false)
+			} else {
+				pending = w.commitAsync(ctx, folder, validity, last, ms, nil, false, nil, func() { w.slots.give(buf, false) })
 				if err := settle(false); err != nil {
 					return total, err
 				}
@@ -403,13 +409,13 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 			return total, ferr
 		}
 		if err := settle(true); err != nil {
+			w.slots.give(buf, clean)
 			return total, err
 		}
-		if last != 0 {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, theMover())
-			if clean {
-				pending.buf = buf
-			}
+		if last == 0 {
+			w.slots.give(buf, clean)
+		} else {
+			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, theMover(), func() { w.slots.give(buf, clean) })
 		}
 		if consumed == 0 {
 			return total, fmt.Errorf("fetch returned none of %d messages", n)
@@ -430,7 +436,6 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 type commit struct {
 	batch store.Batch
 	move  bool
-	buf   *batchBuffer // the bodies' buffer, to be reused once the commit is done; nil: not to be
 	done  chan struct{}
 	err   error
 }
@@ -524,15 +529,16 @@ func (w *worker) openMover(ctx context.Context, folder string, validity uint32) 
 	return c.Session
 }
 
-// commitAsync commits a batch in the background and then, with a mover, queues its moves. The commit
-// is not cut short by a shutdown: it is one transaction either way, and a finished fetch is worth
-// keeping.
-func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, bodies []byte, move bool, mv *mover) *commit {
+// commitAsync commits a batch in the background, calls done once the store has returned (the batch's
+// bytes are then free), and then, with a mover, queues its moves. The commit is not cut short by a
+// shutdown: it is one transaction either way, and a finished fetch is worth keeping.
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, bodies []byte, move bool, mv *mover, done func()) *commit {
 	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
 		UIDValidity: validity, LastUID: last, Messages: ms, Bodies: bodies}, move: move, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), c.batch)
+		done()
 		if err != nil {
 			c.err = fmt.Errorf("commit batch: %w", err)
 			return
