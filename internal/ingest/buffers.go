@@ -61,11 +61,19 @@ func newBatchSlots(n int) *batchSlots {
 }
 
 // take waits for a slot (or for ctx) and returns a buffer for the batch, empty, of size bytes at least.
-func (s *batchSlots) take(ctx context.Context, size int) (*batchBuffer, error) {
+// waiting, when not nil, is called first when no slot is free.
+func (s *batchSlots) take(ctx context.Context, size int, waiting func()) (*batchBuffer, error) {
 	select {
 	case s.out <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		if waiting != nil {
+			waiting()
+		}
+		select {
+		case s.out <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,7 @@ func TestBatchSlots(t *testing.T) {
 	ctx := context.Background()
 	take := func(size int) *batchBuffer {
 		t.Helper()
-		b, err := s.take(ctx, size)
+		b, err := s.take(ctx, size, nil)
 		if err != nil || len(b.block) < size || uintptrOf(b.block)%bufferAlign != 0 || b.used != 0 || b.asked != 0 {
 			t.Fatalf("take(%d): %d bytes at %x, used %d, %v", size, len(b.block), uintptrOf(b.block), b.used, err)
 		}
@@ -33,8 +34,9 @@ func TestBatchSlots(t *testing.T) {
 	a, b, c := take(1000), take(1000), take(1000)
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := s.take(short, 10); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a fourth slot out of three: %v", err)
+	waited := false
+	if _, err := s.take(short, 10, func() { waited = true }); !errors.Is(err, context.DeadlineExceeded) || !waited {
+		t.Fatalf("a fourth slot out of three: %v (waiting called: %v)", err, waited)
 	}
 	a.Get(300)
 	s.give(a, true)
@@ -105,13 +107,17 @@ func TestMaxBatches(t *testing.T) {
 	if m := flight.max.Load(); m > limit || m < 2 {
 		t.Errorf("at most %d batches were in flight at once, want %d or fewer (and more than one)", m, limit)
 	}
+	if flight.waits.Load() == 0 {
+		t.Error("no mailbox reported waiting for its turn")
+	}
 }
 
 // inFlight counts the batches between the start of their FETCH and the end of their commit.
 type inFlight struct {
-	mu  sync.Mutex
-	n   int64
-	max atomic.Int64
+	mu    sync.Mutex
+	n     int64
+	max   atomic.Int64
+	waits atomic.Int64 // reports of a mailbox waiting for its turn
 }
 
 func (f *inFlight) add(d int64) {
@@ -136,6 +142,14 @@ func (c countFetches) FetchInto(uids []uint32, bufs imapsource.Buffers, fn func(
 type countCommits struct {
 	store.Store
 	f *inFlight
+}
+
+// PutAccountState counts the reports of a mailbox waiting for its turn.
+func (c countCommits) PutAccountState(ctx context.Context, st store.AccountState) error {
+	if strings.Contains(st.Detail, "waiting for its turn") {
+		c.f.waits.Add(1)
+	}
+	return c.Store.PutAccountState(ctx, st)
 }
 
 func (c countCommits) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committed, error) {

@@ -378,7 +378,10 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		}
 		// A slot (and its buffer) for this batch, given back once the batch is committed — by the
 		// commit — or abandoned.
-		buf, err := w.slots.take(ctx, min(size.want, n*perMessage))
+		buf, err := w.slots.take(ctx, min(size.want, n*perMessage), func() {
+			w.report(ctx, "fetching", fmt.Sprintf("%d new messages; waiting for its turn (%d batches in flight, the most max-batches allows)",
+				len(uids), w.cfg.MaxBatches), nil)
+		})
 		if err != nil {
 			return total, err
 		}
