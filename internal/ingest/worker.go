@@ -378,12 +378,17 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		}
 		// A slot (and its buffer) for this batch, given back once the batch is committed — by the
 		// commit — or abandoned.
+		waited := false
 		buf, err := w.slots.take(ctx, min(size.want, n*perMessage), func() {
+			waited = true
 			w.report(ctx, "fetching", fmt.Sprintf("%d new messages; waiting for its turn (%d batches in flight, the most max-batches allows)",
 				len(uids), w.cfg.MaxBatches), nil)
 		})
 		if err != nil {
 			return total, err
+		}
+		if waited {
+			w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
 		}
 		ms, last, consumed, clean, ferr := w.fetch(s, uids[:n], buf)
 		size.fetched(buf)
