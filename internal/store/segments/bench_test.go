@@ -17,10 +17,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 	msgs := batch(0, 500, 10<<10)
 	for _, mode := range []string{"direct", "pagecache"} {
 		b.Run(mode, func(b *testing.B) {
-			if mode == "direct" && dioAligned(b, b.TempDir()) == 0 {
-				b.Skip("no direct I/O in the temporary directory's file system")
-			}
-			d, err := Open(Options{Dir: b.TempDir()})
+			d, err := Open(Options{Dir: directDir(b)})
 			if err != nil {
 				b.Fatal(err)
 			}

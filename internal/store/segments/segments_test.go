@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -318,6 +317,24 @@ func dioAligned(t testing.TB, dir string) int64 {
 	return max(int64(st.Dio_offset_align), int64(st.Dio_mem_align), pageSize)
 }
 
+// directDir is a temporary directory on a file system with direct I/O: the test's own, or else one
+// beside the package's source (the temporary directory may be tmpfs). The test is skipped only when
+// neither has it.
+func directDir(t testing.TB) string {
+	if dir := t.TempDir(); dioAligned(t, dir) != 0 {
+		return dir
+	}
+	dir, err := os.MkdirTemp(".", "direct-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if dioAligned(t, dir) == 0 {
+		t.Skipf("neither the temporary directory nor %s has direct I/O (the kernel reports no DIOALIGN)", dir)
+	}
+	return dir
+}
+
 // batch is n messages of size bytes each (plus i, so that no two are alike in length).
 func batch(from, n, size int) [][]byte {
 	var b [][]byte
@@ -395,10 +412,7 @@ func TestDirectWrites(t *testing.T) {
 // not aligned, EINVAL), the bytes are written through the page cache instead, and so is every later
 // Append.
 func TestDirectWriteRefused(t *testing.T) {
-	dir := t.TempDir()
-	if dioAligned(t, dir) == 0 {
-		t.Skipf("%s has no direct I/O (the kernel reports no DIOALIGN), so no direct write can be refused", dir)
-	}
+	dir := directDir(t)
 	d := open(t, dir, 0)
 	first := batch(0, 1, 100)
 	if _, err := d.Append(first); err != nil {
@@ -431,9 +445,7 @@ func TestDirectWriteRefused(t *testing.T) {
 // alignedBlock is n bytes at an address that is a multiple of maxAlign, filled with messages of
 // about size bytes; it returns the block and the messages, slices of it.
 func alignedBlock(n, size int) ([]byte, [][]byte) {
-	b := make([]byte, n+maxAlign)
-	skip := (maxAlign - int(uintptr(unsafe.Pointer(&b[0]))%maxAlign)) % maxAlign
-	block := b[skip : skip+n]
+	block := alignedBytes(n)
 	var msgs [][]byte
 	for off, i := 0, 0; off < n; i++ {
 		m := msg(i, min(size+i, n-off))
