@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"unsafe"
+
+	"inkorg/internal/store"
 )
 
 // bufferAlign is where a batch buffer's block starts: at a multiple of 64 KiB, which is a multiple of
@@ -102,9 +104,12 @@ func (s *batchSlots) give(b *batchBuffer, keep bool) {
 	}
 }
 
-// bufferSize is the size of a catch-up's next buffer, from its last batch: a quarter more than that
-// batch's bodies, at least minBuffer, at most the batch limit plus one body read ahead.
-type bufferSize struct {
+// sizePlan is what a catch-up learnt of its messages' sizes from its last batch.
+type sizePlan struct {
+	batchBytes int   // Config.BatchBytes
+	avg        int64 // bytes a message; 0 before the first batch
+	// want is the size of the next buffer: a quarter more than the last batch's bodies read into
+	// one, at least minBuffer, at most the batch limit plus one body read ahead.
 	want, max int
 }
 
@@ -115,12 +120,28 @@ const (
 	perMessage = 64 << 10
 )
 
-func newBufferSize(batchBytes int, readAhead int64) bufferSize {
+func newSizePlan(batchBytes int, readAhead int64) sizePlan {
 	m := batchBytes + int(max(readAhead, 0))
-	return bufferSize{want: min(4*minBuffer, m), max: m}
+	return sizePlan{batchBytes: batchBytes, want: min(4*minBuffer, m), max: m}
 }
 
-// fetched sizes the next buffer from a batch just fetched into b.
-func (z *bufferSize) fetched(b *batchBuffer) {
+// unsure says whether n messages might not fit in a batch: the first batch of a catch-up, and any
+// after a batch of large messages, is planned with the sizes the server gives.
+func (z *sizePlan) unsure(n int) bool {
+	return z.avg == 0 || z.avg*int64(n) > int64(z.batchBytes)/2
+}
+
+// buffer is the size of the buffer for a batch of n messages.
+func (z *sizePlan) buffer(n int) int { return min(z.want, n*perMessage) }
+
+// fetched learns from a batch just fetched into b.
+func (z *sizePlan) fetched(ms []store.NewMessage, b *batchBuffer) {
 	z.want = min(max(b.asked+b.asked/4, minBuffer), z.max)
+	if len(ms) > 0 {
+		var sum int64
+		for _, m := range ms {
+			sum += int64(len(m.Raw))
+		}
+		z.avg = max(sum/int64(len(ms)), 1)
+	}
 }

@@ -334,8 +334,7 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 		return mv
 	}
 	total := 0
-	size := newBufferSize(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
-	var avg int64 // the bytes per message of the last batch; 0 before the first
+	sizes := newSizePlan(w.cfg.BatchBytes, imapsource.DefaultReadAhead)
 	var pending *commit
 	// settle waits for the batch being committed and, when move is set and there is no mover, moves
 	// it on this connection.
@@ -363,67 +362,46 @@ func (w *worker) catchUp(ctx context.Context, s Session, folder string, validity
 	defer settle(false) // never leave a commit running behind the caller's back
 	for len(uids) > 0 && ctx.Err() == nil {
 		n := min(len(uids), w.cfg.BatchSize)
-		// A batch that might not fit in BatchBytes is planned with the sizes the server gives: the
-		// first one of a catch-up, and any after a batch of large messages. (A FETCH stopped halfway
-		// would still have to read the rest of its messages off the connection.)
-		if avg == 0 || avg*int64(n) > int64(w.cfg.BatchBytes)/2 {
-			sizes, err := s.Sizes(uids[:n])
+		// A batch that might not fit in BatchBytes is planned with the sizes the server gives (a FETCH
+		// stopped halfway would still have to read the rest of its messages off the connection).
+		if sizes.unsure(n) {
+			given, err := s.Sizes(uids[:n])
 			if err != nil {
 				if serr := settle(false); serr != nil {
 					return total, serr
 				}
 				return total, err
 			}
-			n = fitting(uids[:n], sizes, int64(w.cfg.BatchBytes))
+			n = fitting(uids[:n], given, int64(w.cfg.BatchBytes))
 		}
-		// A slot (and its buffer) for this batch, given back once the batch is committed — by the
-		// commit — or abandoned.
-		waited := false
-		buf, err := w.slots.take(ctx, min(size.want, n*perMessage), func() {
-			waited = true
-			w.report(ctx, "fetching", fmt.Sprintf("%d new messages; waiting for its turn (%d batches in flight, the most max-batches allows)",
-				len(uids), w.cfg.MaxBatches), nil)
-		})
+		buf, err := w.takeSlot(ctx, sizes.buffer(n), len(uids))
 		if err != nil {
 			return total, err
 		}
-		if waited {
-			w.report(ctx, "fetching", fmt.Sprintf("%d new messages", len(uids)), nil)
-		}
-		ms, last, consumed, clean, ferr := w.fetch(s, uids[:n], buf)
-		size.fetched(buf)
-		if len(ms) > 0 {
-			var b int64
-			for _, m := range ms {
-				b += int64(len(m.Raw))
-			}
-			avg = max(b/int64(len(ms)), 1)
-		}
-		if ferr != nil {
-			// The connection is gone: commit what arrived (the previous batch's commit first), move it
-			// in the next session.
-			if err := settle(false); err != nil {
-				w.slots.give(buf, false)
-				return total, err
-			}
-			if last == 0 {
-				w.slots.give(buf, false)
-			} else {
-				pending = w.commitAsync(ctx, folder, validity, last, ms, nil, false, nil, func() { w.slots.give(buf, false) })
-				if err := settle(false); err != nil {
-					return total, err
-				}
-			}
-			return total, ferr
-		}
-		if err := settle(true); err != nil {
-			w.slots.give(buf, clean)
+		ms, last, consumed, ferr := w.fetch(s, uids[:n], buf)
+		sizes.fetched(ms, buf)
+		// The slot goes back with the batch's commit, or at once. After a broken FETCH its buffer is
+		// not reused (see imapsource.Buffers), and what arrived is committed and moved in the next
+		// session.
+		keep := ferr == nil
+		if err := settle(keep); err != nil {
+			w.slots.give(buf, keep)
 			return total, err
 		}
 		if last == 0 {
-			w.slots.give(buf, clean)
+			w.slots.give(buf, keep)
 		} else {
-			pending = w.commitAsync(ctx, folder, validity, last, ms, buf.bodies(), true, theMover(), func() { w.slots.give(buf, clean) })
+			var movedBy *mover
+			if keep {
+				movedBy = theMover()
+			}
+			pending = w.commitAsync(ctx, folder, validity, last, ms, buf, keep, movedBy)
+		}
+		if ferr != nil {
+			if err := settle(false); err != nil {
+				return total, err
+			}
+			return total, ferr
 		}
 		if consumed == 0 {
 			return total, fmt.Errorf("fetch returned none of %d messages", n)
@@ -537,16 +515,22 @@ func (w *worker) openMover(ctx context.Context, folder string, validity uint32) 
 	return c.Session
 }
 
-// commitAsync commits a batch in the background, calls done once the store has returned (the batch's
-// bytes are then free), and then, with a mover, queues its moves. The commit is not cut short by a
-// shutdown: it is one transaction either way, and a finished fetch is worth keeping.
-func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, bodies []byte, move bool, mv *mover, done func()) *commit {
+// commitAsync commits a batch, its bodies read into buf, in the background, gives its slot back once
+// the store has returned, and then, with a mover, queues its moves. move says the batch is to be moved
+// (in this session), and its buffer may be reused; a batch of a broken FETCH is neither. The commit
+// is not cut short by a shutdown: it is one transaction either way, and a finished fetch is worth
+// keeping.
+func (w *worker) commitAsync(ctx context.Context, folder string, validity, last uint32, ms []store.NewMessage, buf *batchBuffer, move bool, mv *mover) *commit {
+	var bodies []byte
+	if move {
+		bodies = buf.bodies()
+	}
 	c := &commit{batch: store.Batch{AccountID: w.t.Account.ID, Account: w.t.Account.Address, Type: w.t.Account.Type, Folder: folder,
 		UIDValidity: validity, LastUID: last, Messages: ms, Bodies: bodies}, move: move, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		committed, err := w.cfg.Store.CommitBatch(context.WithoutCancel(ctx), c.batch)
-		done()
+		w.slots.give(buf, move)
 		if err != nil {
 			c.err = fmt.Errorf("commit batch: %w", err)
 			return
@@ -568,9 +552,8 @@ func (w *worker) commitAsync(ctx context.Context, folder string, validity, last 
 // fetch fetches some UIDs, the bodies read into buf, and parses them (in parallel with the fetch, on
 // the other cores). It returns the messages that arrived complete as far as the UIDs are contiguous
 // from the start — so the cursor never jumps over one that did not arrive — the last UID dealt with,
-// and how many UIDs that is; clean says that the FETCH ended well (buf may then be reused, see
-// imapsource.Buffers). A batch ends early when it holds BatchBytes.
-func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.NewMessage, last uint32, consumed int, clean bool, err error) {
+// and how many UIDs that is. A batch ends early when it holds BatchBytes.
+func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.NewMessage, last uint32, consumed int, err error) {
 	// Messages are parsed while the next ones are read, by one goroutine per core that lives as long as
 	// the fetch (a goroutine per message grew a new stack for each).
 	type fetched struct {
@@ -613,8 +596,7 @@ func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.N
 	})
 	close(todo)
 	wg.Wait()
-	clean = ferr == nil
-	complete := clean && !full
+	complete := ferr == nil && !full
 	for _, u := range uids {
 		nm, ok := got[u]
 		if !ok {
@@ -626,7 +608,7 @@ func (w *worker) fetch(s Session, uids []uint32, buf *batchBuffer) (ms []store.N
 		}
 		ms, last, consumed = append(ms, nm), u, consumed+1
 	}
-	return ms, last, consumed, clean, ferr
+	return ms, last, consumed, ferr
 }
 
 // readAll reads a body whose length the server announced: one allocation of about the right size
@@ -646,6 +628,21 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 			return b, err
 		}
 	}
+}
+
+// takeSlot waits for a batch slot (see batchSlots) and returns its buffer, of size bytes at least;
+// while it waits, the dashboard says so.
+func (w *worker) takeSlot(ctx context.Context, size, backlog int) (*batchBuffer, error) {
+	waited := false
+	buf, err := w.slots.take(ctx, size, func() {
+		waited = true
+		w.report(ctx, "fetching", fmt.Sprintf("%d new messages; waiting for its turn (%d batches in flight, the most max-batches allows)",
+			backlog, w.cfg.MaxBatches), nil)
+	})
+	if waited && err == nil {
+		w.report(ctx, "fetching", fmt.Sprintf("%d new messages", backlog), nil)
+	}
+	return buf, err
 }
 
 // fitting is how many of uids, from the first, fit in limit bytes by the sizes the server gave (at
