@@ -336,3 +336,51 @@ func FuzzSpool(f *testing.F) {
 		}
 	})
 }
+
+// TestFetchStopBodyBeforeUID: ErrStop with a server that puts the UID after the body (the bodies come
+// through go-imap's unilateral handler): nothing is handed over after it, no spool file is left, and
+// the rest is fetched whole on the same connection.
+func TestFetchStopBodyBeforeUID(t *testing.T) {
+	s := startFake(t, "IMAP4rev1 UIDPLUS MOVE", "uid-last", "/")
+	want := map[uint32][]byte{}
+	for i := range 40 {
+		size := 3000
+		if i == 17 {
+			size = 3 << 20 // over the spool threshold
+		}
+		want[s.deliver("INBOX", message(i, size))] = message(i, size)
+	}
+	var spoolDir string
+	c := s.connect(t, func(cfg *Config) { cfg.FetchBatch = 32; spoolDir = cfg.SpoolDir })
+	uids, err := c.SearchNewer(0)
+	if err != nil || len(uids) != 40 {
+		t.Fatalf("SearchNewer = %d UIDs, %v", len(uids), err)
+	}
+	n := 0
+	if err := c.Fetch(uids, func(m Fetched) error {
+		if _, err := readWant(m, want); err != nil {
+			return err
+		}
+		if n++; n == 5 {
+			return ErrStop
+		}
+		return nil
+	}); err != nil || n != 5 {
+		t.Fatalf("stopped Fetch: %d messages handed over, %v", n, err)
+	}
+	if ents, _ := os.ReadDir(spoolDir); len(ents) != 0 {
+		t.Fatalf("%d spool files left after the stop", len(ents))
+	}
+	var got []uint32
+	if err := c.Fetch(uids[5:], func(m Fetched) error {
+		got = append(got, m.UID)
+		_, err := readWant(m, want)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, uids[5:]) {
+		t.Fatalf("after the stop: %d of %d messages", len(got), len(uids)-5)
+	}
+}

@@ -67,12 +67,8 @@ func (c *Conn) Sizes(uids []uint32) (map[uint32]int64, error) {
 	if len(uids) == 0 {
 		return out, nil
 	}
-	var set imap.UIDSet
-	for _, u := range uids {
-		set.AddNum(imap.UID(u))
-	}
 	err := c.guard(StageFetch, "UID FETCH (RFC822.SIZE)", func() error {
-		msgs, err := c.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		msgs, err := c.c.Fetch(setOf(uids), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
 		for _, m := range msgs {
 			if m.UID != 0 {
 				out[uint32(m.UID)] = m.RFC822Size
@@ -101,9 +97,10 @@ func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
 // Buffers hands out the memory that bodies read ahead are read into: Get(n) returns n bytes (a slice
 // of length n, which the body then fills). It is called from one goroutine at a time.
 //
-// The bytes belong to the caller of FetchInto again once it has returned nil. After it returned an
-// error they are best not reused: in the one case where FetchInto gives up waiting for go-imap's
-// reader (see below), a body may still be read into them.
+// A body read ahead may be dropped after all (fn returned ErrStop before it was handed over): its
+// bytes were handed out all the same. The bytes belong to the caller of FetchInto again once it has
+// returned nil. After it returned an error they are best not reused: in the one case where FetchInto
+// gives up waiting for go-imap's reader (see below), a body may still be read into them.
 type Buffers interface {
 	Get(n int) []byte
 }
@@ -135,17 +132,11 @@ func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) 
 	if len(uids) == 0 {
 		return nil
 	}
-	var all imap.UIDSet
 	var batches []imap.UIDSet
 	for i := 0; i < len(uids); i += c.cfg.FetchBatch {
-		var set imap.UIDSet
-		for _, u := range uids[i:min(i+c.cfg.FetchBatch, len(uids))] {
-			set.AddNum(imap.UID(u))
-			all.AddNum(imap.UID(u))
-		}
-		batches = append(batches, set)
+		batches = append(batches, setOf(uids[i:min(i+c.cfg.FetchBatch, len(uids))]))
 	}
-	st := &fetchState{want: all, delivered: make(map[uint32]bool, len(uids)), late: make(chan lateMsg),
+	st := &fetchState{want: setOf(uids), delivered: make(map[uint32]bool, len(uids)), late: make(chan lateMsg),
 		abort: make(chan struct{}), sem: make(chan struct{}, 1)}
 	st.progress.Store(time.Now().UnixNano())
 	c.mu.Lock()
@@ -231,8 +222,16 @@ func (c *Conn) FetchInto(uids []uint32, bufs Buffers, fn func(m Fetched) error) 
 	var (
 		drained chan struct{} // closed when the commands are done and every late message handed over
 		err     error
-		stopped bool // fn returned ErrStop: what comes is dropped
 	)
+	// call is fn, with ErrStop turned into a stop: nothing is handed over after it.
+	call := func(f Fetched) error {
+		err := fn(f)
+		if errors.Is(err, ErrStop) {
+			st.stop.Store(true)
+			return nil
+		}
+		return err
+	}
 loop:
 	for {
 		select {
@@ -250,20 +249,15 @@ loop:
 				err = m.err
 				break loop
 			}
-			switch {
-			case stopped:
-				if m.m == nil {
-					ahead.give(int64(len(m.raw)))
-				}
-			case m.m == nil:
+			if m.m == nil {
 				ahead.give(int64(len(m.raw)))
-				err = c.deliverRaw(st, m, fn)
-			default:
-				err = c.fetchOne(st, m, fn)
 			}
-			if errors.Is(err, ErrStop) {
-				stopped, err = true, nil
-				st.stop.Store(true)
+			switch {
+			case st.stop.Load(): // dropped
+			case m.m == nil:
+				err = c.deliverRaw(st, m, call)
+			default:
+				err = c.fetchOne(st, m, call)
 			}
 			if err != nil {
 				break loop
@@ -272,16 +266,11 @@ loop:
 				next <- struct{}{}
 			}
 		case lm := <-st.late:
-			if stopped {
+			if st.stop.Load() {
 				lm.sp.close()
-			} else {
-				err = c.deliverLate(st, lm, fn)
+				break
 			}
-			if errors.Is(err, ErrStop) {
-				stopped, err = true, nil
-				st.stop.Store(true)
-			}
-			if err != nil {
+			if err = c.deliverLate(st, lm, call); err != nil {
 				break loop
 			}
 		case <-drained:
@@ -342,7 +331,7 @@ type fetchState struct {
 	delivered map[uint32]bool // touched by the Fetch goroutine only
 	late      chan lateMsg
 	abort     chan struct{}
-	stop      atomic.Bool // fn returned ErrStop: the pump sends no more commands and drops the rest
+	stop      atomic.Bool // fn returned ErrStop: no more commands are sent, the rest is dropped unspooled
 	sem       chan struct{}
 	wg        sync.WaitGroup
 	progress  atomic.Int64 // unix nanos of the last byte spooled by a handler
@@ -429,11 +418,15 @@ func (g *aheadGate) give(n int64) {
 	}
 }
 
-// readsAhead says whether the pump reads p's body itself: a body small enough whose UID (and size
-// and date, when asked for) came before it.
+// known says whether a message's UID (and size and date, when asked for) came before its body, so that
+// the body can be handed over as it is read.
+func (c *Conn) known(ms msgState) bool {
+	return ms.f.UID != 0 && (ms.haveSize && ms.haveDate || !c.cfg.SizeAndDate)
+}
+
+// readsAhead says whether the pump reads p's body itself: a known message's body, small enough.
 func (c *Conn) readsAhead(p *pumped) bool {
-	return p.body != nil && p.f.UID != 0 && (p.haveSize && p.haveDate || !c.cfg.SizeAndDate) &&
-		c.cfg.ReadAhead > 0 && p.body.Literal.Size() <= c.cfg.ReadAhead
+	return p.body != nil && c.known(p.msgState) && c.cfg.ReadAhead > 0 && p.body.Literal.Size() <= c.cfg.ReadAhead
 }
 
 // readBody reads a whole literal. An early end is the connection breaking: a transient *diag.Error,
@@ -454,6 +447,15 @@ func (c *Conn) readBody(b *imapclient.FetchItemDataBodySection, bufs Buffers) ([
 		return nil, c.brokenError(StageFetch, err)
 	}
 	return raw, nil
+}
+
+// setOf is the UIDs as an IMAP set.
+func setOf(uids []uint32) imap.UIDSet {
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	return set
 }
 
 // drain takes the rest of m's items (go-imap discards any further literal).
@@ -487,7 +489,7 @@ func (c *Conn) fetchOne(st *fetchState, p pumped, fn func(Fetched) error) error 
 		return nil // no body (a flags update): the pump took all its items
 	}
 	ms, lit := p.msgState, p.body.Literal
-	if ms.f.UID != 0 && (ms.haveSize && ms.haveDate || !c.cfg.SizeAndDate) {
+	if c.known(ms) {
 		f := ms.f
 		if !ms.haveSize {
 			f.Size = lit.Size()
@@ -574,6 +576,11 @@ func (c *Conn) onFetch(m *imapclient.FetchMessageData) {
 			c.mu.Unlock()
 			if st == nil {
 				continue // no Fetch running: discarded by Next
+			}
+			if st.stop.Load() { // the Fetch was stopped: discarded by Next, not spooled
+				st.wg.Done()
+				st = nil
+				continue
 			}
 			select {
 			case st.sem <- struct{}{}:

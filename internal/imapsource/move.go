@@ -27,10 +27,7 @@ func (c *Conn) Move(uids []uint32, dest string) error {
 	if err != nil {
 		return err
 	}
-	var set imap.UIDSet
-	for _, u := range uids {
-		set.AddNum(imap.UID(u))
-	}
+	set := setOf(uids)
 	select {
 	case <-c.c.Closed():
 		return &diag.Error{Stage: StageMove, Kind: diag.KindTransient, Code: "closed", Summary: "the connection to " + c.cfg.Addr + " is closed",
