@@ -445,8 +445,8 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 //
 // go-imap's server flushes after every response line. While corked (see cork), writes are held
 // back and go out together: the updates of one poll (the EXPUNGE responses after a MOVE of
-// thousands of messages) leave in a few TLS records and system calls, as a real server's buffered
-// output does, instead of one of each per line.
+// thousands of messages), or the lines of a FETCH without bodies, leave in a few TLS records and
+// system calls, as a real server's buffered output does, instead of one of each per line.
 type authConn struct {
 	net.Conn
 	br        *bufio.Reader
@@ -466,6 +466,16 @@ func (c *authConn) cork() {
 	c.mu.Lock()
 	c.corked = true
 	c.mu.Unlock()
+}
+
+// whileCorked runs f with the writes held back, and returns its error or else uncork's.
+func (c *authConn) whileCorked(f func() error) error {
+	c.cork()
+	err := f()
+	if uerr := c.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // uncork writes what was held back and lets writes through again.

@@ -23,7 +23,7 @@ import (
 type imapSession struct {
 	srv     *IMAPServer
 	store   *MailStore
-	conn    *authConn // the connection (corked while polling)
+	conn    *authConn // the connection (corked while polling and for a FETCH without bodies)
 	p       Principal
 	sel     *selection
 	fetches fetchCounter
@@ -326,12 +326,7 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 // poll writes a selection's pending updates, corked: go-imap flushes each line, and a MOVE of
 // thousands of messages means thousands of EXPUNGE lines.
 func (s *imapSession) poll(sel *selection, w *imapserver.UpdateWriter, allowExpunge bool) error {
-	s.conn.cork()
-	err := sel.view.Poll(w, allowExpunge)
-	if uerr := s.conn.uncork(); err == nil {
-		err = uerr
-	}
-	return err
+	return s.conn.whileCorked(func() error { return sel.view.Poll(w, allowExpunge) })
 }
 
 func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -490,20 +485,18 @@ type fetched struct {
 	flags []imap.Flag
 }
 
-func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
+func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	if err := s.gate(); err != nil {
 		return err
 	}
 	if len(options.BodySection) == 0 && len(options.BinarySection) == 0 {
-		// Flags, sizes, dates: a short line per message, held back and written together, as a real
-		// server's buffered output is (see authConn), rather than a TLS record and a system call each.
-		s.conn.cork()
-		defer func() {
-			if uerr := s.conn.uncork(); err == nil {
-				err = uerr
-			}
-		}()
+		// Flags, sizes, dates: a short line per message, written together (see authConn).
+		return s.conn.whileCorked(func() error { return s.fetch(w, numSet, options) })
 	}
+	return s.fetch(w, numSet, options)
+}
+
+func (s *imapSession) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	markSeen := false
 	for _, bs := range options.BodySection {
 		markSeen = markSeen || !bs.Peek
