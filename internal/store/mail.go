@@ -25,7 +25,10 @@ type Mail interface {
 	Cursor(ctx context.Context, accountID int64, folder string) (Cursor, error)
 	// ResetCursor starts a folder again under a new UIDVALIDITY (the server renumbered it).
 	ResetCursor(ctx context.Context, accountID int64, folder string, uidValidity uint32) error
-	// CommitBatch stores the batch and advances the cursor to b.LastUID, atomically and durably.
+	// CommitBatch stores the batch and advances the cursor to b.LastUID, atomically and durably. A
+	// batch with nothing to move (no message with a Dest, as in a folder left in place) advances
+	// MovedUID with it when every message before it is moved, so that PendingMoves does not read
+	// such a folder's messages again at every start.
 	CommitBatch(ctx context.Context, b Batch) ([]Committed, error)
 	// PendingMoves lists the messages stored but not yet moved on the server: those of each of the
 	// account's folders numbered under its cursor's UIDVALIDITY, above its MovedUID, with a
@@ -88,6 +91,16 @@ type Batch struct {
 	// internal/ingest's batchBuffer): a store that writes the bytes to files may write it in one
 	// piece, without copying. It is a hint: Raw is what counts.
 	Bodies []byte
+}
+
+// HasMoves says whether any of the batch's messages is to be moved.
+func HasMoves(b Batch) bool {
+	for _, m := range b.Messages {
+		if m.Dest != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // NewMessage is one fetched message: its place on the server, its metadata, its bytes, and where it

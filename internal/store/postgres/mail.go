@@ -184,10 +184,13 @@ func (s *Store) CommitBatch(ctx context.Context, b store.Batch) ([]store.Committ
 		out = make([]store.Committed, 0, len(b.Messages))
 		first := &pgx.Batch{}
 		first.Queue(`SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, commitLockSpace, int32(uint32(b.AccountID)))
-		first.Queue(`INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = greatest(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at
+		// With nothing to move, the moves' watermark follows (see store.Mail.CommitBatch).
+		first.Queue(`INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, moved_uid, updated_at)
+				VALUES ($1, $2, $3, $4, CASE WHEN $6 THEN $4::bigint ELSE 0 END, $5)
+			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = greatest(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at,
+				moved_uid = CASE WHEN $6 AND cursors.moved_uid >= cursors.last_uid THEN greatest(cursors.moved_uid, excluded.last_uid) ELSE cursors.moved_uid END
 				WHERE cursors.uidvalidity = excluded.uidvalidity
-			RETURNING last_uid`, b.AccountID, b.Folder, b.UIDValidity, b.LastUID, now)
+			RETURNING last_uid`, b.AccountID, b.Folder, b.UIDValidity, b.LastUID, now, !store.HasMoves(b))
 		br := tx.SendBatch(ctx, first)
 		if _, err := br.Exec(); err != nil {
 			br.Close()

@@ -116,8 +116,11 @@ const (
 	qHooked         = `SELECT count(*) FROM webhooks WHERE type = ?`
 	qFindSHA        = `SELECT id FROM messages WHERE account_id = ? AND sha256 = ?`
 	qInsertRaw      = `INSERT INTO message_raw (id, raw) VALUES (?, ?)`
-	qAdvanceCursor  = `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at`
+	// qAdvanceCursor takes account_id, folder, uidvalidity, last_uid, updated_at and whether the batch
+	// has nothing to move (see store.Mail.CommitBatch).
+	qAdvanceCursor = `INSERT INTO cursors (account_id, folder, uidvalidity, last_uid, moved_uid, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?6 THEN ?4 ELSE 0 END, ?5)
+			ON CONFLICT (account_id, folder) DO UPDATE SET last_uid = max(cursors.last_uid, excluded.last_uid), updated_at = excluded.updated_at,
+				moved_uid = CASE WHEN ?6 AND cursors.moved_uid >= cursors.last_uid THEN max(cursors.moved_uid, excluded.last_uid) ELSE cursors.moved_uid END`
 	qPendingMoves = `SELECT u.folder, u.uidvalidity, u.uid, u.dest FROM cursors c
 		CROSS JOIN message_uids u ON u.account_id = c.account_id AND u.folder = c.folder AND u.uidvalidity = c.uidvalidity AND u.uid > c.moved_uid
 		WHERE c.account_id = ? AND u.dest != '' ORDER BY u.folder, u.uid`
@@ -357,7 +360,7 @@ func (s *Store) commitBatch(ctx context.Context, tx *sql.Tx, b store.Batch, refs
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := adv.ExecContext(ctx, b.AccountID, b.Folder, int64(b.UIDValidity), int64(b.LastUID), now); err != nil {
+	if _, err := adv.ExecContext(ctx, b.AccountID, b.Folder, int64(b.UIDValidity), int64(b.LastUID), now, !store.HasMoves(b)); err != nil {
 		return nil, false, fmt.Errorf("advance cursor: %w", err)
 	}
 	return out, stored, nil

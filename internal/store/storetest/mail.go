@@ -91,6 +91,7 @@ func testMail(t *testing.T, s store.Store) {
 	if pm, _ = s.PendingMoves(ctx, 2); len(pm) != 0 {
 		t.Errorf("leave-in-place messages are pending moves: %+v", pm)
 	}
+
 	// Another folder of the account has moves of its own.
 	other2 := batch(1, 4, 5, NewMessage(5, 5, "inkorg/Processed"))
 	other2.Folder = "Orders"
@@ -174,6 +175,38 @@ func testMail(t *testing.T, s store.Store) {
 }
 
 // testMailConcurrent commits batches of several accounts at once.
+// testLeftInPlace: a batch with nothing to move takes the moves' watermark along, but only over
+// messages that are moved already, so that PendingMoves never reads a folder left in place again.
+func testLeftInPlace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	watermark := func(step string, want uint32) {
+		t.Helper()
+		if c, _ := s.Cursor(ctx, 1, "INBOX"); c.MovedUID != want {
+			t.Errorf("%s: watermark %d, want %d", step, c.MovedUID, want)
+		}
+	}
+	commit := func(b store.Batch) {
+		t.Helper()
+		if _, err := s.CommitBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(batch(1, 5, 1, NewMessage(1, 1, "")))
+	watermark("after a batch left in place", 1)
+	commit(batch(1, 5, 2, NewMessage(2, 2, "inkorg/Failed")))
+	commit(batch(1, 5, 3, NewMessage(3, 3, "")))
+	watermark("with a message still to move", 1)
+	if pm, _ := s.PendingMoves(ctx, 1); len(pm) != 1 || pm[0].UID != 2 {
+		t.Errorf("pending: %+v", pm)
+	}
+	must(t, s.MovedThrough(ctx, 1, "INBOX", 5, 3))
+	commit(batch(1, 5, 4, NewMessage(4, 4, "")))
+	watermark("once it is moved", 4)
+	if pm, _ := s.PendingMoves(ctx, 1); len(pm) != 0 {
+		t.Errorf("pending at the end: %+v", pm)
+	}
+}
+
 func testMailConcurrent(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	var wg sync.WaitGroup

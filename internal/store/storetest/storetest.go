@@ -73,7 +73,7 @@ func Run(t *testing.T, open Open) {
 		{"Webshop", testWebshop},
 		{"Audit", testAudit},
 		{"Concurrent", testConcurrent},
-		{"Mail", testMail},
+		{"Mail", testMail}, {"LeftInPlace", testLeftInPlace},
 		{"Claims", testClaims}, {"NewestFirst", testNewestFirst},
 		{"MailConcurrent", testMailConcurrent},
 		{"Tokens", testTokens},
