@@ -30,21 +30,22 @@ type fieldGetter interface{ Get(key string) string }
 // Get is the value of the last field named key (canonical), "" when none: as textproto.Header.Get for
 // fields added in order. (Only a repeatable field, which the parser does not read, can occur twice.)
 func (h *header) Get(key string) string {
-	for i := len(h.fields) - 1; i >= 0; i-- {
-		if h.fields[i].key == key {
-			return h.fields[i].value
-		}
+	if i := h.last(key); i >= 0 {
+		return h.fields[i].value
 	}
 	return ""
 }
 
-func (h *header) has(key string) bool {
-	for i := range h.fields {
+func (h *header) has(key string) bool { return h.last(key) >= 0 }
+
+// last is the index of the last field named key, -1 when none.
+func (h *header) last(key string) int {
+	for i := len(h.fields) - 1; i >= 0; i-- {
 		if h.fields[i].key == key {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // one is a go-message header of a single field, for its parsers of field values (msg-id lists,
@@ -133,9 +134,10 @@ func (p *parser) readHeader(br source) (h header, rest []byte, err error) {
 			val = append(val[:len(val):len(val)], line...)
 			continue
 		}
-		if i := bytes.IndexByte(content, ':'); i > 0 && validKey(trimBlanks(content[:i])) {
+		i := bytes.IndexByte(content, ':')
+		if k := trimBlanks(content[:max(i, 0)]); i > 0 && validKey(k) {
 			flush()
-			key = canonicalKey(trimBlanks(content[:i]))
+			key = canonicalKey(k)
 			if inPlace {
 				val = line[i+1:]
 			} else {

@@ -530,6 +530,20 @@ func TestPlainAddresses(t *testing.T) {
 	}
 }
 
+// TestPlainMsgID: which Message-IDs the shortcut takes (FuzzPlainMsgID holds that those it takes
+// parse the same; this holds that it takes the usual ones at all).
+func TestPlainMsgID(t *testing.T) {
+	for v, want := range map[string]string{
+		"<a@b>": "a@b", "<bench-1@example.com>": "bench-1@example.com", "<.a..b.@c.>": ".a..b.@c.",
+		"< a@b>": "", "<a@b@c>": "", "a@b": "", "<@b>": "", "<a@>": "", "<a@b> ": "", "<ä@b>": "", "<a@[1.2.3.4]>": "",
+	} {
+		got, ok := plainMsgID(v)
+		if got != want || ok != (want != "") {
+			t.Errorf("plainMsgID(%q) = %q, %v; want %q", v, got, ok, want)
+		}
+	}
+}
+
 // TestCanonicalKey: the shortcut agrees with net/textproto.
 func TestCanonicalKey(t *testing.T) {
 	for _, k := range []string{"From", "To", "Cc", "Subject", "Date", "Message-ID", "Message-Id", "MIME-Version", "Mime-Version",
