@@ -3,10 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
 	"inkorg/internal/store/storetest"
@@ -20,23 +17,21 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(names)
-	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+	if _, err := db.Exec(qSchemaMigrations); err != nil {
 		t.Fatal(err)
 	}
-	for v, name := range names[:7] {
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
+	for _, m := range ms {
+		if m.version > 7 {
+			break
 		}
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatal(name, err)
+		if _, err := db.Exec(m.body); err != nil {
+			t.Fatal(m.name, err)
 		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, '2026-11-01T00:00:00Z')`, v+1, strings.TrimPrefix(name, "migrations/")); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, '2026-11-01T00:00:00Z')`, m.version, m.name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,8 +41,8 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 	db.Close()
 	s := openAt(t, dir)
 	defer s.Close()
-	if v, err := s.SchemaVersion(context.Background()); err != nil || v != len(names) {
-		t.Errorf("schema version %d, %v; want %d", v, err, len(names))
+	if v, err := s.SchemaVersion(context.Background()); err != nil || v != ms[len(ms)-1].version {
+		t.Errorf("schema version %d, %v; want %d", v, err, ms[len(ms)-1].version)
 	}
 	storetest.CheckMovedWatermark(t, s)
 }
