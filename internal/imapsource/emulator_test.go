@@ -738,3 +738,8 @@ func TestStalledServer(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// Fetch is FetchInto without Buffers, for the tests.
+func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
+	return c.FetchInto(uids, nil, fn)
+}

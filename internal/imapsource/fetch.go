@@ -42,7 +42,7 @@ func (c *Conn) SearchNewer(lastUID uint32) ([]uint32, error) {
 	return slices.Compact(out), nil
 }
 
-// Fetched is one message as Fetch hands it over.
+// Fetched is one message as FetchInto hands it over.
 type Fetched struct {
 	UID uint32
 	// Size is RFC822.SIZE as the server reports it, with Config.SizeAndDate (Exchange's is known to
@@ -88,11 +88,6 @@ func (c *Conn) Sizes(uids []uint32) (map[uint32]int64, error) {
 // what the server sends is read either way. The message fn was given when it returned ErrStop counts as
 // handed over.
 var ErrStop = errors.New("imapsource: stop fetching")
-
-// Fetch is FetchInto without Buffers: each body read ahead has an allocation of its own.
-func (c *Conn) Fetch(uids []uint32, fn func(m Fetched) error) error {
-	return c.FetchInto(uids, nil, fn)
-}
 
 // Buffers hands out the memory that bodies read ahead are read into: Get(n) returns n bytes (a slice
 // of length n, which the body then fills). It is called from one goroutine at a time.
@@ -316,19 +311,19 @@ loop:
 	return err
 }
 
-// fetchState is one running Fetch (all its UID FETCH commands), shared with the unilateral FETCH
+// fetchState is one running FetchInto (all its UID FETCH commands), shared with the unilateral FETCH
 // handler (onFetch).
 //
 // go-imap (beta.8) routes a FETCH response to the FetchCommand only when the UID comes before the
 // first literal; otherwise it hands the message to Options.UnilateralDataHandler.Fetch in a new
-// goroutine. onFetch spools such a body and passes it to the Fetch loop through late. One handler
+// goroutine. onFetch spools such a body and passes it to FetchInto's loop through late. One handler
 // spools at a time (sem); while it holds sem, go-imap's reader waits for the next literal to be
 // consumed, which bounds memory. A handler registers in wg before it reads its literal, and go-imap
 // reads the tagged completion only after that literal, so when the last command is done every
 // handler is counted.
 type fetchState struct {
 	want      imap.UIDSet
-	delivered map[uint32]bool // touched by the Fetch goroutine only
+	delivered map[uint32]bool // touched by FetchInto's goroutine only
 	late      chan lateMsg
 	abort     chan struct{}
 	stop      atomic.Bool // fn returned ErrStop: no more commands are sent, the rest is dropped unspooled
@@ -350,7 +345,7 @@ type msgState struct {
 	haveSize, haveDate bool
 }
 
-// pumped is what the pump hands to Fetch's loop: a body read ahead (raw; m is nil), a message to go
+// pumped is what the pump hands to FetchInto's loop: a body read ahead (raw; m is nil), a message to go
 // on with (m, and body when the pump stopped at its body), or the error that broke the connection
 // while a body was read ahead.
 type pumped struct {
@@ -575,9 +570,9 @@ func (c *Conn) onFetch(m *imapclient.FetchMessageData) {
 			}
 			c.mu.Unlock()
 			if st == nil {
-				continue // no Fetch running: discarded by Next
+				continue // no FetchInto running: discarded by Next
 			}
-			if st.stop.Load() { // the Fetch was stopped: discarded by Next, not spooled
+			if st.stop.Load() { // the fetch was stopped: discarded by Next, not spooled
 				st.wg.Done()
 				st = nil
 				continue

@@ -1,7 +1,7 @@
 // Package imapsource is inkorg's IMAP edge: it connects to Exchange Online (or any IMAP server) over
 // implicit TLS, signs in with SASL XOAUTH2 or with a user name and password, opens mailboxes, and does
 // what the ingest worker needs: find new UIDs (SearchNewer), stream them with UID FETCH BODY.PEEK[]
-// (Fetch, never setting \Seen), move them on (Move, with a UIDPLUS-only fallback when MOVE is
+// (FetchInto, never setting \Seen), move them on (Move, with a UIDPLUS-only fallback when MOVE is
 // missing), create folders (EnsureFolder) and wait for new mail with IDLE or NOOP polling (Wait). It
 // wraps go-imap v2's client behind a small API of ours, so that a fork or an upgrade of that (beta)
 // library stays in this package, and turns every refusal into a *diag.Error with Exchange's own words
@@ -35,19 +35,19 @@ type Config struct {
 	Logger    *slog.Logger
 	Facts     diag.Facts // the IDs errors name
 
-	// SpoolDir holds the temporary files for message bodies larger than SpoolThreshold that Fetch
+	// SpoolDir holds the temporary files for message bodies larger than SpoolThreshold that FetchInto
 	// has to buffer (empty: os.TempDir()). The files are named inkorg-spool-* and removed after use;
-	// any left there by a crash may be deleted while no Fetch runs.
+	// any left there by a crash may be deleted while no FetchInto runs.
 	SpoolDir string
-	// SpoolThreshold is the largest body Fetch buffers in memory (0: DefaultSpoolThreshold).
+	// SpoolThreshold is the largest body FetchInto buffers in memory (0: DefaultSpoolThreshold).
 	SpoolThreshold int64
 	// FetchBatch is the number of UIDs per UID FETCH command (0: DefaultFetchBatch).
 	FetchBatch int
-	// ReadAhead is the largest body Fetch reads off the connection ahead of fn, while fn works on
+	// ReadAhead is the largest body FetchInto reads off the connection ahead of fn, while fn works on
 	// the messages before it (0: DefaultReadAhead; negative: none, every body is streamed to fn).
 	// At most ReadAheadMessages bodies, and ReadAheadBytes (or one body), are held so.
 	ReadAhead int64
-	// SizeAndDate makes Fetch ask for RFC822.SIZE and INTERNALDATE besides UID and the body. Without
+	// SizeAndDate makes FetchInto ask for RFC822.SIZE and INTERNALDATE besides UID and the body. Without
 	// it Fetched.Size is the body's length and InternalDate is zero: ingestion needs neither, and
 	// the server is spared the work (Dovecot looks at each message's file for them).
 	SizeAndDate bool
@@ -65,7 +65,7 @@ const (
 	DefaultPollInterval   = 30 * time.Second
 )
 
-// ReadAheadMessages and ReadAheadBytes bound what Fetch holds read ahead: so many bodies, so many
+// ReadAheadMessages and ReadAheadBytes bound what FetchInto holds read ahead: so many bodies, so many
 // bytes (one body of up to Config.ReadAhead bytes is read ahead in any case).
 const (
 	ReadAheadMessages = 32
@@ -107,7 +107,7 @@ type Conn struct {
 	count   uint32        // messages in the selected mailbox, as far as EXISTS and EXPUNGE told
 	newMail bool          // an EXISTS raised count since SELECT or since Wait last reported it
 	wake    chan struct{} // poked (never blocking) on every EXISTS
-	active  *fetchState   // the running Fetch, for FETCH responses go-imap hands to the handler
+	active  *fetchState   // the running FetchInto, for FETCH responses go-imap hands to the handler
 }
 
 // Dial connects and waits for the greeting. Errors are *diag.Error at the connect or TLS stage.
@@ -225,7 +225,7 @@ func (c *Conn) imapError(stage diag.Stage, err error) error {
 }
 
 // Close logs out (briefly) and closes the connection. A connection that is already closed (it
-// broke, or Fetch closed it) closes without error.
+// broke, or FetchInto closed it) closes without error.
 func (c *Conn) Close() error {
 	select {
 	case <-c.c.Closed():
