@@ -377,10 +377,10 @@ func upgraded(t *testing.T, n int, data string) *Store {
 		t.Fatal(err)
 	}
 	for _, m := range ms[:n] {
-		if _, err := conn.Exec(ctx, m.body); err != nil {
-			t.Fatal(m.name, err)
+		if _, err := conn.Exec(ctx, m.Body); err != nil {
+			t.Fatal(m.Name, err)
 		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, now())`, m.version, m.name); err != nil {
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, now())`, m.Version, m.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -390,7 +390,7 @@ func upgraded(t *testing.T, n int, data string) *Store {
 	conn.Close(ctx)
 	s := openDSN(t, dsn, key)
 	t.Cleanup(func() { s.Close() })
-	if v, err := s.SchemaVersion(ctx); err != nil || v != ms[len(ms)-1].version {
+	if v, err := s.SchemaVersion(ctx); err != nil || v != ms[len(ms)-1].Version {
 		t.Errorf("schema version %d, %v", v, err)
 	}
 	return s

@@ -35,11 +35,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -139,34 +135,8 @@ func (s *Store) Close() error {
 // Pool exposes the connection pool for tests and maintenance commands in this module.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// migration is one embedded migration file.
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with its version number", base)
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: base, body: string(body)})
-	}
-	return out, nil
-}
+// loadMigrations reads the embedded migrations in order (see store.Migrations).
+func loadMigrations() ([]store.Migration, error) { return store.Migrations(migrations) }
 
 // migrate applies the embedded migrations not yet recorded, each in its own transaction, holding the
 // session advisory lock on one connection for the whole run.
@@ -201,17 +171,17 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 	for _, m := range ms {
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&n); err != nil || n > 0 {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.Version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
 			// No arguments: the simple protocol, which runs a file of several statements.
-			if _, err := tx.Exec(ctx, m.body); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.Body); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, s.now()); err != nil {
-				return fmt.Errorf("migration %s: record: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.Version, m.Name, s.now()); err != nil {
+				return fmt.Errorf("migration %s: record: %w", m.Name, err)
 			}
-			s.log.Info("applied migration", "version", m.version, "name", m.name)
+			s.log.Info("applied migration", "version", m.Version, "name", m.Name)
 			return nil
 		}); err != nil {
 			return err

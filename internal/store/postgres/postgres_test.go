@@ -73,8 +73,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := stores[0].Pool().QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&rows, &max); err != nil {
 		t.Fatal(err)
 	}
-	if rows != len(ms) || max != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", rows, max, len(ms), ms[len(ms)-1].version)
+	if rows != len(ms) || max != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", rows, max, len(ms), ms[len(ms)-1].Version)
 	}
 	// All of them work on the same data.
 	storetest.Fill(t, stores[1])

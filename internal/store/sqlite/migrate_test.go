@@ -25,13 +25,13 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.version > 7 {
+		if m.Version > 7 {
 			break
 		}
-		if _, err := db.Exec(m.body); err != nil {
-			t.Fatal(m.name, err)
+		if _, err := db.Exec(m.Body); err != nil {
+			t.Fatal(m.Name, err)
 		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, '2026-11-01T00:00:00Z')`, m.version, m.name); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, '2026-11-01T00:00:00Z')`, m.Version, m.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,8 +41,8 @@ func TestUpgradeToMovedWatermark(t *testing.T) {
 	db.Close()
 	s := openAt(t, dir)
 	defer s.Close()
-	if v, err := s.SchemaVersion(context.Background()); err != nil || v != ms[len(ms)-1].version {
-		t.Errorf("schema version %d, %v; want %d", v, err, ms[len(ms)-1].version)
+	if v, err := s.SchemaVersion(context.Background()); err != nil || v != ms[len(ms)-1].Version {
+		t.Errorf("schema version %d, %v; want %d", v, err, ms[len(ms)-1].Version)
 	}
 	storetest.CheckMovedWatermark(t, s)
 }

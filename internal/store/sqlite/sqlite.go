@@ -11,12 +11,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,34 +133,8 @@ func (s *Store) DB() *sql.DB { return s.db }
 // qSchemaMigrations makes the table of the applied migrations.
 const qSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`
 
-// migration is one embedded migration file.
-type migration struct {
-	version    int
-	name, body string
-}
-
-// loadMigrations reads the embedded migrations in order, each numbered by its name's prefix.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with its version number", base)
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: base, body: string(body)})
-	}
-	return out, nil
-}
+// loadMigrations reads the embedded migrations in order (see store.Migrations).
+func loadMigrations() ([]store.Migration, error) { return store.Migrations(migrations) }
 
 // migrate applies the embedded migrations not yet recorded, each in its own transaction.
 func (s *Store) migrate(ctx context.Context) error {
@@ -178,15 +148,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, m := range ms {
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil || n > 0 {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, m.body); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.ExecContext(ctx, m.Body); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, s.stamp())
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, s.stamp())
 			if err == nil {
-				s.log.Info("applied migration", "version", m.version, "name", m.name)
+				s.log.Info("applied migration", "version", m.Version, "name", m.Name)
 			}
 			return err
 		}); err != nil {
